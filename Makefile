@@ -1,0 +1,33 @@
+# The two commands: `make demo` and `make test`. Each creates .venv when missing and installs
+# tfrec into it; nothing else is needed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tfrec-installed
+# Developers and CI have the real MovieLens 100K beside the repo; users can point anywhere.
+SHARED_DATA := $(abspath ../shared/data)
+export TFREC_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/ml-100k/u.data),$(SHARED_DATA),)
+
+.PHONY: demo test install bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=15
+
+demo: $(STAMP)
+	$(BIN)/tfrec demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/data_pipeline.py
+	$(BIN)/python benchmarks/rating.py
+	$(BIN)/python benchmarks/ranking.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
