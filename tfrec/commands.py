@@ -1,0 +1,330 @@
+"""Subcommands of the `tfrec` CLI. Each is thin: parse flags, call the Python API, print.
+
+Exit codes: 0 success; 2 bad usage or flag values (argparse and ConfigError); 3 data not found or
+malformed (DatasetNotFoundError, DataError); 1 any other tfrec error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tfrec.errors import ConfigError, DataError, DatasetNotFoundError, TfrecError
+
+
+def _positive_int(value: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return v
+
+
+def _fraction(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value!r}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value!r}")
+    return v
+
+
+def _hyperparameter(value: str):
+    if "=" not in value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    key, raw = value.split("=", 1)
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    return key.strip().replace("-", "_"), parsed
+
+
+def _add_dataset_args(p: argparse.ArgumentParser, default: str = "ml-100k") -> None:
+    p.add_argument("--dataset", default=default,
+                   help="ml-100k, ml-1m, ml-latest-small, ml-latest, ml-25m, ml-32m or synthetic (default: %(default)s)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding <dataset>/ (or the dataset folder itself); else $TFREC_DATA_DIR, else the "
+                        "download cache")
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+# ------------------------------------------------------------------------------------------------ data
+def _cmd_data_describe(args) -> int:
+    from tfrec.training import resolve_dataset
+
+    data = resolve_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    summary = data.describe()
+    if args.json:
+        _print_json(summary)
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def format_summary(s: dict) -> str:
+    """A human-readable dataset summary (the `make demo` opening)."""
+    label = "  [SYNTHETIC DATA]" if s.get("synthetic") else ""
+    lines = [
+        f"Dataset {s['name']}{label}  ({s.get('source', '')})",
+        f"  ratings: {s['n_ratings']:,}   users: {s['n_users']:,}   items rated: {s['n_items']:,}"
+        f"   catalog: {s['n_catalog_items']:,}",
+        f"  sparsity: {s['sparsity']:.4f}   mean rating: {s['rating_mean']:.3f}",
+        "  rating histogram:",
+    ]
+    total = max(s["n_ratings"], 1)
+    for rating, count in s["rating_histogram"].items():
+        bar = "#" * int(round(50 * count / total))
+        lines.append(f"    {rating:>4}  {count:>8,}  {bar}")
+    lines.append("  top genres (by ratings):")
+    for genre, count in s["top_genres"].items():
+        lines.append(f"    {genre:<12} {count:>8,}")
+    return "\n".join(lines)
+
+
+def _cmd_data_download(args) -> int:
+    from tfrec.data import download_movielens
+
+    path = download_movielens(args.name, cache_dir=args.cache_dir, force=args.force)
+    print(path)
+    return 0
+
+
+def _cmd_data_split(args) -> int:
+    from tfrec.training import make_split, resolve_dataset
+    from tfrec.utils.io import atomic_write_text
+
+    data = resolve_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    train, val, test = make_split(data.ratings, args.split, test_fraction=args.test_fraction, seed=args.seed)
+    out = Path(args.output)
+    parts = {"train": train, "test": test}
+    if val is not None:
+        parts["validation"] = val
+    counts = {}
+    for name, frame in parts.items():
+        atomic_write_text(out / f"{name}.csv", frame.to_csv(index=False))
+        counts[name] = int(len(frame))
+    if args.json:
+        _print_json({"output": str(out), **counts})
+    else:
+        print(f"wrote {', '.join(f'{k}.csv ({v:,} ratings)' for k, v in counts.items())} to {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ train
+def _cmd_train(args) -> int:
+    import time
+
+    import tfrec
+    from tfrec.models import registry
+
+    registry.get_model_class(args.model)  # unknown model: fail before loading anything
+    hp = dict(args.set or [])
+    for key in ("epochs", "batch_size", "pipeline", "embedding_dim", "learning_rate"):
+        value = getattr(args, key, None)
+        if value is not None:
+            hp[key] = value
+    output = args.output or f"runs/{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = tfrec.train(
+        args.model,
+        args.dataset,
+        data_dir=args.data_dir,
+        split=args.split,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        output=output,
+        tensorboard=not args.no_tensorboard,
+        verbose=0 if args.json else 1,
+        **hp,
+    )
+    if args.json:
+        _print_json(result.metrics)
+    else:
+        from tfrec.evaluation.compare import flatten_metrics
+
+        print(f"run folder: {result.run_dir}")
+        for key, value in flatten_metrics(result.metrics).items():
+            print(f"  {key:<24} {value:.4f}" if isinstance(value, float) else f"  {key:<24} {value}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+def _cmd_evaluate(args) -> int:
+    from tfrec.evaluation.compare import evaluate
+
+    table = evaluate(args.runs, metrics=args.metric, chart=args.chart, recompute=args.recompute)
+    if args.json:
+        _print_json({run: {k: v for k, v in row.items() if v == v} for run, row in table.to_dict("index").items()})
+    else:
+        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+        if args.chart:
+            print(f"chart: {args.chart}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ export
+def _cmd_export(args) -> int:
+    from tfrec.export import export_model
+
+    info = export_model(args.run, name=args.name, base_dir=args.base_dir, version=args.version,
+                        overwrite=args.overwrite, scann=not args.no_scann)
+    if args.json:
+        _print_json(info)
+    else:
+        for path in info.get("paths", []):
+            print(f"exported {path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ bench
+BENCHMARKS = ("data_pipeline", "rating", "ranking", "ann", "serving")
+
+
+def _cmd_bench(args, rest) -> int:
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent / "benchmarks"
+    script = root / f"{args.name}.py"
+    if not script.is_file():
+        raise ConfigError(f"benchmark {args.name!r} not found at {script} (benchmarks ship with the source tree)")
+    return subprocess.call([sys.executable, str(script), *rest])
+
+
+# ------------------------------------------------------------------------------------------------ demo
+def _cmd_demo(args) -> int:
+    from tfrec.demo import run_demo
+
+    return run_demo(data_dir=args.data_dir, quick=args.quick, port=args.port, base_dir=args.base_dir)
+
+
+# ------------------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    from tfrec import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tfrec",
+        description="Train, evaluate, export and serve Keras/TensorFlow recommenders on MovieLens-style data.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfrec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    # data
+    p_data = sub.add_parser("data", help="describe, download or split a dataset")
+    data_sub = p_data.add_subparsers(dest="data_command", metavar="ACTION")
+    data_sub.required = True
+    p = data_sub.add_parser("describe", help="counts, rating histogram, sparsity, top genres")
+    _add_dataset_args(p)
+    p.add_argument("--seed", type=int, default=0, help="seed for --dataset synthetic")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_data_describe)
+    p = data_sub.add_parser("download", help="download a MovieLens zip into the cache ($TFREC_CACHE)")
+    p.add_argument("name", help="dataset name, e.g. ml-100k")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default $TFREC_CACHE or ~/.cache/tfrec)")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.set_defaults(func=_cmd_data_download)
+    p = data_sub.add_parser("split", help="write train/test(/validation) CSVs of a split")
+    _add_dataset_args(p)
+    _add_split_args(p)
+    p.add_argument("--output", required=True, help="folder for train.csv, test.csv (validation.csv)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_data_split)
+
+    # train
+    p = sub.add_parser("train", help="train a model and evaluate it on the test split")
+    p.add_argument("model", help="mf, fm, wide_deep, neumf, two_tower, two_tower_id, popularity, item_knn, user_knn, "
+                                 "content_tfidf, covisitation")
+    _add_dataset_args(p)
+    _add_split_args(p)
+    p.add_argument("--epochs", type=_positive_int, default=None)
+    p.add_argument("--batch-size", type=_positive_int, default=None)
+    p.add_argument("--embedding-dim", type=_positive_int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--pipeline", choices=("generator", "tensor"), default=None,
+                   help="tf.data pipeline (default: the model's, the faster one in benchmarks/data_pipeline.py)")
+    p.add_argument("--set", type=_hyperparameter, action="append", metavar="KEY=VALUE",
+                   help="any other hyperparameter (JSON values), repeatable")
+    p.add_argument("--output", default=None, help="run folder (default runs/<model>-<time>)")
+    p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
+    p.add_argument("--json", action="store_true", help="print the test metrics as one JSON object")
+    p.set_defaults(func=_cmd_train)
+
+    # evaluate
+    p = sub.add_parser("evaluate", help="compare run folders in one table (and one bar chart)")
+    p.add_argument("runs", nargs="+", help="run folders written by `tfrec train`")
+    p.add_argument("--metric", action="append", help="metric column to show (repeatable), e.g. rmse, full/ndcg@10")
+    p.add_argument("--chart", default=None, help="write a bar chart PNG here")
+    p.add_argument("--recompute", action="store_true", help="reload each model and evaluate again")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+    # export
+    p = sub.add_parser("export", help="export a run as versioned SavedModels under export/<name>/<version>/")
+    p.add_argument("run", help="a run folder written by `tfrec train`")
+    p.add_argument("--name", required=True, help="model name (folder under --base-dir)")
+    p.add_argument("--version", type=_positive_int, default=None, help="version (default: next free integer)")
+    p.add_argument("--base-dir", default="export", help="default: %(default)s")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    p.add_argument("--no-scann", action="store_true", help="retrieval: only the brute-force variant")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_export)
+
+    # serve / recommend
+    p = sub.add_parser("serve", help="serve exports over TensorFlow Serving's REST API (tensorflow_model_server flags)")
+    from tfrec.serving.cli import add_recommend_arguments, add_serve_arguments, run_recommend, run_serve
+
+    add_serve_arguments(p)
+    p.set_defaults(func=run_serve)
+    p = sub.add_parser("recommend", help="ask a running server for a user's recommendations (prints titles)")
+    add_recommend_arguments(p)
+    p.set_defaults(func=run_recommend)
+
+    # bench
+    p = sub.add_parser("bench", help="run a benchmark script from benchmarks/ (extra args are passed on)")
+    p.add_argument("name", choices=BENCHMARKS)
+    p.set_defaults(func=None, bench=True)
+
+    # demo
+    p = sub.add_parser("demo", help="the end-to-end demo: train, evaluate, export, serve, recommend")
+    p.add_argument("--data-dir", default=None, help="folder holding ml-100k/ (default $TFREC_DATA_DIR or download)")
+    p.add_argument("--quick", action="store_true", help="fewer epochs (used by the test suite)")
+    p.add_argument("--port", type=int, default=0, help="local server port (0: a free one)")
+    p.add_argument("--base-dir", default="export", help="where to export (default: %(default)s)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _add_split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default="random", choices=("random", "temporal", "leave_last_out", "cold_start"))
+    p.add_argument("--test-fraction", type=_fraction, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(argv) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "bench", False):
+        return _cmd_bench(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"tfrec: error: {exc}", file=sys.stderr)
+        return 2
+    except (DatasetNotFoundError, DataError) as exc:
+        print(f"tfrec: error: {exc}", file=sys.stderr)
+        return 3
+    except TfrecError as exc:
+        print(f"tfrec: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
