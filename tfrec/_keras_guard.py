@@ -22,6 +22,8 @@ def ensure_legacy_keras() -> None:
     """Set ``TF_USE_LEGACY_KERAS=1`` or raise ImportError if it is too late for that."""
     if "tensorflow" not in sys.modules:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        # TensorFlow's C++ INFO lines (shuffle buffers, CUDA probing) drown Keras' own progress.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
         return
     tf = sys.modules["tensorflow"]
     version = ""

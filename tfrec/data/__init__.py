@@ -1,0 +1,42 @@
+"""Data: MovieLens loaders, synthetic data, splits, vocabularies, tf.data pipelines, sampling.
+
+Importing this package does not import TensorFlow; the pipeline builders import it when called.
+"""
+
+from tfrec.data.dataset import MovieLensData
+from tfrec.data.movielens import DATASETS, download_movielens, find_movielens, load_movielens
+from tfrec.data.pipelines import PIPELINES, generator_dataset, make_dataset, output_signature, tensor_dataset
+from tfrec.data.sampling import sample_negatives
+from tfrec.data.splits import (
+    cold_start_user_split,
+    filter_min_interactions,
+    leave_last_out_split,
+    random_split,
+    temporal_split,
+)
+from tfrec.data.synthetic import synthetic_movielens
+from tfrec.data.vocab import Vocabulary, fit_vocabularies, load_vocabularies, save_vocabularies
+
+__all__ = [
+    "DATASETS",
+    "MovieLensData",
+    "PIPELINES",
+    "Vocabulary",
+    "cold_start_user_split",
+    "download_movielens",
+    "filter_min_interactions",
+    "find_movielens",
+    "fit_vocabularies",
+    "generator_dataset",
+    "leave_last_out_split",
+    "load_movielens",
+    "load_vocabularies",
+    "make_dataset",
+    "output_signature",
+    "random_split",
+    "sample_negatives",
+    "save_vocabularies",
+    "synthetic_movielens",
+    "temporal_split",
+    "tensor_dataset",
+]

@@ -1,0 +1,127 @@
+"""Vocabularies: contiguous integer ids for string features, fitted on the training split only.
+
+Layout (the same as ``tf.keras.layers.StringLookup(vocabulary=v.values, num_oov_indices=1)``):
+index 0 is the out-of-vocabulary bucket, known values are 1..n. Saved as plain JSON (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+import pandas as pd
+
+from tfrec.errors import ConfigError, DataError
+from tfrec.utils.io import atomic_write_json
+
+OOV_TOKEN = "[UNK]"
+
+
+class Vocabulary:
+    """A string vocabulary with one out-of-vocabulary bucket at index 0.
+
+    Args:
+      values: the known values, in id order (value ``values[j]`` has id ``j + 1``).
+      oov_token: label of index 0.
+
+    Example:
+      >>> v = Vocabulary.fit(["b", "a", "b"])
+      >>> v.values, v.lookup(["b", "zzz"]).tolist()
+      (['b', 'a'], [1, 0])
+    """
+
+    def __init__(self, values: Iterable[str], oov_token: str = OOV_TOKEN):
+        self.values = [str(v) for v in values]
+        if len(set(self.values)) != len(self.values):
+            raise DataError("Vocabulary values must be unique")
+        self.oov_token = oov_token
+        self._index = {v: i + 1 for i, v in enumerate(self.values)}
+
+    @classmethod
+    def fit(cls, values: Iterable, min_count: int = 1) -> "Vocabulary":
+        """Values seen at least ``min_count`` times, most frequent first (ties by value)."""
+        if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
+            raise ConfigError(f"min_count must be a positive integer, got {min_count!r}")
+        counts = Counter(str(v) for v in values)
+        counts.pop("", None)  # padding is never a value
+        kept = sorted((v for v, c in counts.items() if c >= min_count), key=lambda v: (-counts[v], v))
+        return cls(kept)
+
+    @property
+    def size(self) -> int:
+        """Number of ids including the OOV bucket (``len(values) + 1``)."""
+        return len(self.values) + 1
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __contains__(self, value) -> bool:
+        return str(value) in self._index
+
+    def lookup(self, values) -> np.ndarray:
+        """Ids (int64) for ``values``; unknown values map to 0."""
+        arr = np.asarray(values, dtype=object).reshape(-1)
+        return np.fromiter((self._index.get(str(v), 0) for v in arr), dtype=np.int64, count=len(arr)).reshape(
+            np.shape(values))
+
+    def to_dict(self) -> dict:
+        return {"oov_token": self.oov_token, "values": list(self.values)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Vocabulary":
+        return cls(d["values"], oov_token=d.get("oov_token", OOV_TOKEN))
+
+    def save(self, path) -> Path:
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path) -> "Vocabulary":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocabulary) and self.values == other.values
+
+    def __repr__(self) -> str:
+        return f"Vocabulary(size={self.size}, head={self.values[:5]})"
+
+
+def fit_vocabularies(train: pd.DataFrame, items: Optional[pd.DataFrame] = None,
+                     users: Optional[pd.DataFrame] = None) -> dict:
+    """Vocabularies for every string feature, from the training split only.
+
+    Returns ``{"user_id", "item_id"}`` plus ``gender``, ``occupation``, ``zip`` (prefix) when
+    ``users`` is given and ``genres`` when ``items`` is given. Side-table values are restricted to
+    users/items present in ``train`` so nothing about held-out users leaks in.
+    """
+    from tfrec.data.features import user_feature_table
+
+    for col in ("user_id", "item_id"):
+        if col not in train.columns:
+            raise DataError(f"train is missing column {col!r}")
+    out = {
+        "user_id": Vocabulary.fit(train["user_id"]),
+        "item_id": Vocabulary.fit(train["item_id"]),
+    }
+    if users is not None:
+        table = user_feature_table(users)
+        table = table[table.index.isin(set(train["user_id"].astype(str)))]
+        for col in ("gender", "occupation", "zip"):
+            out[col] = Vocabulary.fit(table[col])
+    if items is not None:
+        seen = set(train["item_id"].astype(str))
+        genres = [g for iid, gs in zip(items["item_id"].astype(str), items["genres"]) if iid in seen for g in gs]
+        out["genres"] = Vocabulary.fit(genres)
+    return out
+
+
+def save_vocabularies(vocabularies: dict, path) -> Path:
+    """All vocabularies in one JSON file."""
+    return atomic_write_json(path, {k: v.to_dict() for k, v in vocabularies.items()})
+
+
+def load_vocabularies(path) -> dict:
+    data = json.loads(Path(path).read_text())
+    return {k: Vocabulary.from_dict(v) for k, v in data.items()}
