@@ -1,9 +1,10 @@
 """Synthetic MovieLens-like data with real structure, for tests and offline demos.
 
-Ratings come from a latent-factor model with user/item biases in which demographics and genres
-shape the factors, and item popularity is Zipf-skewed, so every tfrec model has something real to
-learn (popularity, collaborative signal, and a feature signal for cold start). Always labelled
-``synthetic=True``; never substituted for real data.
+Ratings come from a latent-factor model with user and item biases in which demographics (gender,
+age group, occupation) and genres shape the factors, and item popularity is Zipf-skewed, so every
+tfrec model has something real to learn: popularity for the baselines, collaborative signal for
+MF, and a feature signal for cold start. The result is always labelled ``synthetic=True`` and is
+never substituted for real data.
 """
 
 from __future__ import annotations
@@ -14,109 +15,190 @@ import pandas as pd
 from tfrec.data.dataset import MovieLensData
 from tfrec.errors import ConfigError
 
-GENRES = [
+# The 18 MovieLens genres (ml-100k's u.genre without "unknown"), with rough ML-100K frequencies.
+GENRES = (
     "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
     "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
-]
-OCCUPATIONS = ["student", "engineer", "educator", "artist", "programmer", "writer", "retired", "other"]
+)
+_GENRE_WEIGHTS = np.array([251, 135, 42, 122, 505, 109, 50, 725, 22, 24, 92, 56, 61, 247, 101, 251, 71, 27], float)
+# ml-100k's occupations.
+OCCUPATIONS = (
+    "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive", "healthcare",
+    "homemaker", "lawyer", "librarian", "marketing", "none", "other", "programmer", "retired", "salesman",
+    "scientist", "student", "technician", "writer",
+)
+_AGE_GROUPS = (18, 25, 35, 45, 50, 56)  # ML-1M age-group boundaries
+_T0 = 880_000_000  # 1997-11-20, inside ML-100K's time range
+_SPAN = 2 * 365 * 86400
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"synthetic_movielens: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _allocate(n_ratings: int, weights: np.ndarray, low: int, cap: int) -> np.ndarray:
+    """Ratings per user: ``low`` each, the rest proportional to ``weights``, none above ``cap``."""
+    alloc = np.full(len(weights), low, dtype=np.int64)
+    remaining = n_ratings - alloc.sum()
+    while remaining > 0:
+        room = cap - alloc
+        w = np.where(room > 0, weights, 0.0)
+        add = np.minimum(np.floor(remaining * w / w.sum()).astype(np.int64), room)
+        if add.sum() == 0:  # fewer ratings left than users with room: the most active get one more
+            order = np.argsort(-w, kind="stable")[:remaining]
+            add = np.zeros_like(alloc)
+            add[order[room[order] > 0]] = 1
+        alloc += add
+        remaining -= int(add.sum())
+    return alloc
 
 
 def synthetic_movielens(n_users: int = 500, n_items: int = 300, n_ratings: int = 20000, seed: int = 0,
                         *, n_factors: int = 8) -> MovieLensData:
-    """A MovieLens-shaped dataset from a known generative model, deterministic per ``seed``.
+    """A MovieLens-shaped dataset drawn from a known generative model, deterministic per ``seed``.
 
-    Each user gets gender, age, occupation and zip; each item 1-3 genres and a year. The user's
-    latent taste is a mix of a demographic-group vector and noise; the item's is the mean of its
-    genre vectors plus noise; rating = clip(round(3.5 + b_u + b_i + <p_u, q_i> + noise), 1, 5).
-    Items are drawn with Zipf-like popularity, and each (user, item) pair appears at most once.
+    Users get gender, age, occupation and zip; items a title such as ``"Synthetic Movie 17
+    (1994)"``, 1-3 of the 18 MovieLens genres and a year. The model:
 
-    Returns a :class:`~tfrec.data.MovieLensData` with ``name="synthetic"``, ``synthetic=True``
-    and the generating parameters in ``extras`` (``item_bias``, ``user_bias``).
+    * user factors ``p_u = gender_vec + age_group_vec + occupation_vec + noise`` and item factors
+      ``q_i = mean(genre_vecs) + noise``, so demographics and genres carry signal;
+    * item popularity is Zipf-like (exponent 0.9) and popular items have a somewhat higher bias;
+    * which items a user rates: sampled without replacement with probability proportional to
+      ``popularity * exp(affinity)``; every user rates at least ``min(5, n_items // 2)`` items,
+      activity is log-normal, and no (user, item) pair repeats;
+    * ``rating = clip(round(3.55 + b_u + b_i + <p_u, q_i> + noise), 1, 5)``;
+    * each user joins at a random time and rates in sessions after that; the log is sorted by
+      timestamp.
+
+    Args:
+      n_users, n_items, n_ratings: sizes. ``n_ratings`` must be at least ``n_users`` and at most
+        half of ``n_users * n_items`` (denser would not look like MovieLens).
+      seed: the dataset is a pure function of the arguments.
+      n_factors: latent dimensions of the generating model.
+
+    Returns:
+      :class:`~tfrec.data.MovieLensData` with ``name="synthetic"``, ``synthetic=True``, ``source``
+      naming the generator and its arguments, and the generating parameters in ``extras``
+      (``item_bias``, ``user_bias``, ``item_factors``, ``user_factors``, ``popularity``; arrays
+      aligned with the rows of ``items`` / ``users``).
+
+    Example:
+      >>> data = synthetic_movielens(n_users=50, n_items=40, n_ratings=600, seed=1)
+      >>> len(data.ratings), data.synthetic
+      (600, True)
     """
-    for arg, value in (("n_users", n_users), ("n_items", n_items), ("n_ratings", n_ratings)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(f"synthetic_movielens: {arg} must be a positive integer, got {value!r}")
-    if n_ratings > n_users * n_items // 2:
-        raise ConfigError(f"synthetic_movielens: n_ratings={n_ratings} is more than half of n_users*n_items "
-                          f"({n_users * n_items}); the matrix would be too dense to be MovieLens-like")
+    n_users = _positive_int("n_users", n_users)
+    n_items = _positive_int("n_items", n_items)
+    n_ratings = _positive_int("n_ratings", n_ratings)
+    n_factors = _positive_int("n_factors", n_factors)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"synthetic_movielens: seed must be a non-negative integer, got {seed!r}")
+    cap = max(1, n_items // 2)
+    if n_ratings < n_users:
+        raise ConfigError(f"synthetic_movielens: n_ratings={n_ratings} is fewer than n_users={n_users}; "
+                          "every user needs at least one rating")
+    if n_ratings > n_users * cap:
+        raise ConfigError(f"synthetic_movielens: n_ratings={n_ratings} is more than n_users * n_items/2 = "
+                          f"{n_users * cap}; the matrix would be too dense to be MovieLens-like")
     rng = np.random.default_rng(seed)
 
     # Users and their demographics.
-    gender = rng.choice(np.array(["M", "F"], dtype=object), size=n_users, p=[0.7, 0.3])
-    age = np.clip(rng.normal(32, 11, size=n_users).round(), 7, 73).astype(np.int64)
-    occupation = rng.choice(np.array(OCCUPATIONS, dtype=object), size=n_users)
-    zips = np.array([f"{rng.integers(0, 10)}{rng.integers(0, 10)}{rng.integers(0, 10)}{rng.integers(0, 100):02d}"
-                     for _ in range(n_users)], dtype=object)
     user_ids = np.array([str(i + 1) for i in range(n_users)], dtype=object)
+    is_female = rng.random(n_users) < 0.29
+    gender = np.where(is_female, "F", "M").astype(object)
+    age = np.clip(np.round(rng.gamma(shape=6.0, scale=5.5, size=n_users)) + 7, 7, 73).astype(np.int64)
+    age_group = np.searchsorted(np.asarray(_AGE_GROUPS), age, side="right")
+    occ_p = rng.dirichlet(np.full(len(OCCUPATIONS), 2.0))
+    occ_idx = rng.choice(len(OCCUPATIONS), size=n_users, p=occ_p)
+    occupation = np.asarray(OCCUPATIONS, dtype=object)[occ_idx]
+    zips = np.array([f"{z:05d}" for z in rng.integers(1000, 99999, size=n_users)], dtype=object)
 
-    # Items: genres and years.
-    genre_vec = rng.normal(0, 1, size=(len(GENRES), n_factors))
-    n_genres = rng.integers(1, 4, size=n_items)
-    item_genres = [sorted(rng.choice(len(GENRES), size=k, replace=False).tolist()) for k in n_genres]
-    years = rng.integers(1930, 2000, size=n_items).astype(np.int64)
+    # Items: genres (1-3, common genres more often), years skewed towards the 1990s as in ML-100K.
+    n_genres = rng.choice([1, 2, 3], size=n_items, p=[0.45, 0.35, 0.20])
+    gp = _GENRE_WEIGHTS / _GENRE_WEIGHTS.sum()
+    item_genres = [np.sort(rng.choice(len(GENRES), size=k, replace=False, p=gp)) for k in n_genres]
+    years = np.clip(1998 - np.floor(rng.exponential(9.0, size=n_items)), 1922, 1998).astype(np.int64)
     item_ids = np.array([str(i + 1) for i in range(n_items)], dtype=object)
-    titles = [f"Synthetic Movie {i + 1} ({y})" for i, y in enumerate(years)]
+    titles = np.array([f"Synthetic Movie {i + 1} ({y})" for i, y in enumerate(years)], dtype=object)
 
-    # Latent tastes: demographic groups share a taste vector, items inherit their genres'.
-    group_key = (gender == "F").astype(int) * 100 + np.searchsorted([25, 35, 50], age) * 10 + \
-        np.array([OCCUPATIONS.index(o) for o in occupation]) % 4
-    groups, group_idx = np.unique(group_key, return_inverse=True)
-    group_vec = rng.normal(0, 1, size=(len(groups), n_factors))
-    p = 0.8 * group_vec[group_idx] + 0.5 * rng.normal(0, 1, size=(n_users, n_factors))
-    q = np.stack([genre_vec[g].mean(axis=0) for g in item_genres]) + 0.4 * rng.normal(0, 1, size=(n_items, n_factors))
-    scale = 0.6 / np.sqrt(n_factors)
-    user_bias = rng.normal(0, 0.35, size=n_users)
-    item_bias = rng.normal(0, 0.45, size=n_items) + 0.003 * (years - 1965)
+    # Latent factors: demographic and genre vectors carry most of the taste.
+    unit = 1.0 / np.sqrt(n_factors)
+    gender_vec = rng.normal(0, 0.6 * unit, size=(2, n_factors))
+    age_vec = rng.normal(0, 0.5 * unit, size=(len(_AGE_GROUPS) + 1, n_factors))
+    occ_vec = rng.normal(0, 0.5 * unit, size=(len(OCCUPATIONS), n_factors))
+    genre_vec = rng.normal(0, 1.0 * unit, size=(len(GENRES), n_factors))
+    p = (gender_vec[is_female.astype(int)] + age_vec[age_group] + occ_vec[occ_idx]
+         + rng.normal(0, 0.5 * unit, size=(n_users, n_factors)))
+    q = np.stack([genre_vec[g].sum(axis=0) / np.sqrt(len(g)) for g in item_genres]) \
+        + rng.normal(0, 0.5 * unit, size=(n_items, n_factors))
+    p *= 2.2  # so <p, q> has a standard deviation of roughly 0.5 stars
+    q *= 2.2
 
-    # Who rates what: Zipf-ish popularity, users' activity lognormal; taste nudges choice.
-    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    # Popularity: Zipf over a random item order; popular items are also liked a bit more.
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.9
     popularity = popularity[rng.permutation(n_items)]
-    activity = rng.lognormal(0, 0.8, size=n_users)
-    activity = activity / activity.sum()
-    per_user = np.maximum(5, np.round(activity * n_ratings)).astype(int)
-    per_user = np.minimum(per_user, n_items // 2)
-    rows_u, rows_i = [], []
-    for u in range(n_users):
-        affinity = np.exp(scale * (q @ p[u]))
-        w = popularity * affinity
-        chosen = rng.choice(n_items, size=per_user[u], replace=False, p=w / w.sum())
-        rows_u.append(np.full(len(chosen), u))
-        rows_i.append(chosen)
-    u_idx = np.concatenate(rows_u)
-    i_idx = np.concatenate(rows_i)
-    if len(u_idx) > n_ratings:  # trim to the requested size, keeping >= 1 rating per user
-        keep = np.zeros(len(u_idx), dtype=bool)
-        first = np.r_[0, np.cumsum([len(r) for r in rows_u])[:-1]]
-        keep[first] = True
-        rest = np.flatnonzero(~keep)
-        keep[rng.choice(rest, size=max(n_ratings - n_users, 0), replace=False)] = True
-        u_idx, i_idx = u_idx[keep], i_idx[keep]
+    log_pop = np.log(popularity)
+    z_pop = (log_pop - log_pop.mean()) / (log_pop.std() + 1e-12)
+    item_bias = rng.normal(0, 0.35, size=n_items) + 0.2 * z_pop
+    user_bias = rng.normal(0, 0.35, size=n_users)
 
-    raw = 3.5 + user_bias[u_idx] + item_bias[i_idx] + np.einsum("nd,nd->n", p[u_idx], q[i_idx]) * scale * 2.0 \
-        + rng.normal(0, 0.5, size=len(u_idx))
+    # Who rates what: Gumbel top-k = sampling without replacement proportional to the weights.
+    activity = rng.lognormal(0, 0.9, size=n_users)
+    per_user = _allocate(n_ratings, activity, low=min(5, cap, n_ratings // n_users), cap=cap)
+    log_w = np.log(popularity)[None, :]
+    u_parts, i_parts = [], []
+    for start in range(0, n_users, 1024):  # chunks bound memory for large n_users * n_items
+        stop = min(start + 1024, n_users)
+        keys = log_w + 0.8 * (p[start:stop] @ q.T) + rng.gumbel(size=(stop - start, n_items))
+        order = np.argsort(-keys, axis=1, kind="stable")
+        for r, u in enumerate(range(start, stop)):
+            i_parts.append(order[r, : per_user[u]])
+            u_parts.append(np.full(per_user[u], u, dtype=np.int64))
+    u_idx = np.concatenate(u_parts)
+    i_idx = np.concatenate(i_parts)
+    n = len(u_idx)
+
+    raw = 3.55 + user_bias[u_idx] + item_bias[i_idx] + np.einsum("nd,nd->n", p[u_idx], q[i_idx]) \
+        + rng.normal(0, 0.6, size=n)
     rating = np.clip(np.round(raw), 1, 5).astype(np.float32)
-    t0 = 880_000_000
-    timestamp = (t0 + np.sort(rng.integers(0, 200 * 86400, size=len(u_idx)))).astype(np.int64)
-    order = rng.permutation(len(u_idx))  # timestamps increase over the log, not per user block
+
+    # Time: users join over the first 85% of the span and rate in a few sessions after joining.
+    join = rng.uniform(0, 0.85 * _SPAN, size=n_users)
+    gaps = rng.exponential(1.0, size=n) * np.where(rng.random(n) < 0.1, 20 * 86400, 600)
+    starts = np.r_[0, np.cumsum(per_user)[:-1]]
+    offsets = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[starts] - gaps[starts], per_user)
+    timestamp = (_T0 + np.minimum(join[u_idx] + offsets, _SPAN)).astype(np.int64)
+    order = np.lexsort((i_idx, u_idx, timestamp))
+
     ratings = pd.DataFrame({
-        "user_id": user_ids[u_idx[order]],
-        "item_id": item_ids[i_idx[order]],
+        "user_id": pd.Series(user_ids[u_idx[order]], dtype=str),
+        "item_id": pd.Series(item_ids[i_idx[order]], dtype=str),
         "rating": rating[order],
-        "timestamp": np.sort(timestamp),
+        "timestamp": timestamp[order],
     })
     items = pd.DataFrame({
-        "item_id": item_ids,
-        "title": np.array(titles, dtype=object),
+        "item_id": pd.Series(item_ids, dtype=str),
+        "title": pd.Series(titles, dtype=str),
         "year": years,
-        "genres": [[GENRES[g] for g in gs] for gs in item_genres],
+        "genres": pd.Series([[GENRES[g] for g in gs] for gs in item_genres], dtype=object),
     })
-    users = pd.DataFrame({"user_id": user_ids, "gender": gender, "age": age, "occupation": occupation, "zip": zips})
+    users = pd.DataFrame({
+        "user_id": pd.Series(user_ids, dtype=str),
+        "gender": pd.Series(gender, dtype=str),
+        "age": age,
+        "occupation": pd.Series(occupation, dtype=str),
+        "zip": pd.Series(zips, dtype=str),
+    })
     return MovieLensData(
         name="synthetic",
         ratings=ratings,
         items=items,
         users=users,
         synthetic=True,
-        source=f"synthetic_movielens(n_users={n_users}, n_items={n_items}, n_ratings={n_ratings}, seed={seed})",
-        extras={"item_bias": item_bias, "user_bias": user_bias},
+        source=(f"synthetic data from tfrec.data.synthetic_movielens(n_users={n_users}, n_items={n_items}, "
+                f"n_ratings={n_ratings}, seed={seed}, n_factors={n_factors}); not real MovieLens ratings"),
+        extras={"item_bias": item_bias, "user_bias": user_bias, "item_factors": q, "user_factors": p,
+                "popularity": popularity},
     )

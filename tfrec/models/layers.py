@@ -1,0 +1,102 @@
+"""Feature layers shared by the feature-aware models (FM, Wide & Deep, TwoTower).
+
+Each layer maps raw feature tensors (strings / int64 as in the pipelines) to dense tensors and
+owns its lookups, so models exported from them accept raw values.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from tfrec.data import features as F
+from tfrec.models.keras_base import AGE_VOCAB, YEAR_BUCKETS, string_lookup
+
+
+class GenrePooling(tf.keras.layers.Layer):
+    """Mean of genre embeddings over the non-padding entries of a genre vector.
+
+    Inputs: ``genres`` tf.string [batch, MAX_GENRES] padded with "". Output: [batch, dim]
+    (zeros for an item without genres).
+
+    Args:
+      vocabulary: genre names.
+      dim: embedding size.
+    """
+
+    def __init__(self, vocabulary: Sequence[str], dim: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = list(vocabulary)
+        self.dim = int(dim)
+        self.seed = int(seed)
+        self.lookup = string_lookup(self.vocabulary, f"{self.name}_lookup")
+        self.embedding = tf.keras.layers.Embedding(
+            len(self.vocabulary) + 1, self.dim, name=f"{self.name}_embedding",
+            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=self.seed))
+
+    def call(self, genres):
+        ids = self.lookup(genres)
+        mask = tf.cast(tf.not_equal(genres, F.PAD), tf.float32)[..., None]
+        total = tf.reduce_sum(self.embedding(ids) * mask, axis=1)
+        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "dim": self.dim, "seed": self.seed}
+
+
+class CategoricalEmbedding(tf.keras.layers.Layer):
+    """Embedding of one categorical feature: strings via StringLookup, ints via IntegerLookup.
+
+    Inputs: [batch] tf.string (``kind="string"``) or tf.int64 (``kind="int"``). Output: [batch, dim].
+    Unknown values share the out-of-vocabulary row.
+    """
+
+    def __init__(self, vocabulary: Sequence, dim: int, kind: str = "string", seed: int = 0,
+                 bucket_boundaries: Optional[Sequence[float]] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = list(vocabulary)
+        self.dim = int(dim)
+        self.kind = kind
+        self.seed = int(seed)
+        self.bucket_boundaries = list(bucket_boundaries) if bucket_boundaries is not None else None
+        if self.bucket_boundaries is not None:
+            self.lookup = tf.keras.layers.Discretization(bin_boundaries=self.bucket_boundaries, name=f"{self.name}_bins")
+            size = len(self.bucket_boundaries) + 1
+        elif kind == "int":
+            self.lookup = tf.keras.layers.IntegerLookup(vocabulary=[int(v) for v in self.vocabulary],
+                                                        num_oov_indices=1, mask_token=None, name=f"{self.name}_lookup")
+            size = len(self.vocabulary) + 1
+        else:
+            self.lookup = string_lookup(self.vocabulary, f"{self.name}_lookup")
+            size = len(self.vocabulary) + 1
+        self.size = size
+        self.embedding = tf.keras.layers.Embedding(
+            size, self.dim, name=f"{self.name}_embedding",
+            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=self.seed))
+
+    def indices(self, values):
+        if self.bucket_boundaries is not None:
+            return self.lookup(tf.cast(values, tf.float32))
+        return self.lookup(values)
+
+    def call(self, values):
+        return self.embedding(self.indices(values))
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "dim": self.dim, "kind": self.kind,
+                "seed": self.seed, "bucket_boundaries": self.bucket_boundaries}
+
+
+def side_feature_layers(vocabularies: dict, dim: int, seed: int, prefix: str = "") -> dict:
+    """One embedding layer per side feature present in ``vocabularies`` (+ age and year)."""
+    layers = {}
+    for name in (F.GENDER, F.OCCUPATION, F.ZIP):
+        if name in vocabularies:
+            layers[name] = CategoricalEmbedding(vocabularies[name], dim, seed=seed, name=f"{prefix}{name}")
+    if F.GENDER in vocabularies:  # users table present: age codes are a closed set
+        layers[F.AGE] = CategoricalEmbedding(AGE_VOCAB, dim, kind="int", seed=seed, name=f"{prefix}age")
+    if F.GENRES in vocabularies:
+        layers[F.GENRES] = GenrePooling(vocabularies[F.GENRES], dim, seed=seed, name=f"{prefix}genres")
+        layers[F.YEAR] = CategoricalEmbedding([], dim, seed=seed, bucket_boundaries=YEAR_BUCKETS, name=f"{prefix}year")
+    return layers
