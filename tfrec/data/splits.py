@@ -27,6 +27,11 @@ def _check_ratings(ratings: pd.DataFrame, need_timestamp: bool = False) -> None:
     missing = [c for c in need if c not in ratings.columns]
     if missing:
         raise DataError(f"ratings DataFrame is missing column(s) {missing}; has {list(ratings.columns)}")
+    if need_timestamp and ratings["timestamp"].dtype.kind not in "iuf":
+        raise DataError(f"ratings column 'timestamp' must be numeric (seconds), got dtype {ratings['timestamp'].dtype}")
+    if need_timestamp and ratings["timestamp"].isna().any():
+        row = int(np.flatnonzero(ratings["timestamp"].isna().to_numpy())[0])
+        raise DataError(f"ratings column 'timestamp' has a missing value at row {row}")
 
 
 def _check_fraction(name: str, value) -> float:
@@ -68,9 +73,13 @@ def temporal_split(ratings: pd.DataFrame, fractions: Sequence[float] = (0.75, 0.
     Every train timestamp <= every validation timestamp <= every test timestamp.
     """
     _check_ratings(ratings, need_timestamp=True)
-    fr = [float(f) for f in fractions]
-    if len(fr) != 3 or any(f <= 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
-        raise ConfigError(f"fractions must be three positive numbers summing to 1, got {tuple(fractions)!r}")
+    try:
+        fr = [_check_fraction("each of fractions", f) for f in fractions]
+    except TypeError:
+        raise ConfigError(f"fractions must be three numbers in (0, 1) summing to 1, got {fractions!r}") from None
+    if len(fr) != 3 or abs(sum(fr) - 1.0) > 1e-6:
+        raise ConfigError(f"fractions must be three numbers in (0, 1) summing to 1 (train, validation, test), "
+                          f"got {tuple(fractions)!r}")
     order = _time_order(ratings)
     n = len(order)
     a = int(round(n * fr[0]))

@@ -30,6 +30,7 @@ OCCUPATIONS = (
 _AGE_GROUPS = (18, 25, 35, 45, 50, 56)  # ML-1M age-group boundaries
 _T0 = 880_000_000  # 1997-11-20, inside ML-100K's time range
 _SPAN = 2 * 365 * 86400
+_MEAN, _SD = 3.58, 1.2  # before rounding/clipping; gives ML-100K-like mean 3.5, sd 1.1
 
 
 def _positive_int(name: str, value) -> int:
@@ -63,12 +64,13 @@ def synthetic_movielens(n_users: int = 500, n_items: int = 300, n_ratings: int =
     (1994)"``, 1-3 of the 18 MovieLens genres and a year. The model:
 
     * user factors ``p_u = gender_vec + age_group_vec + occupation_vec + noise`` and item factors
-      ``q_i = mean(genre_vecs) + noise``, so demographics and genres carry signal;
+      ``q_i = sum(genre_vecs) / sqrt(n_genres) + noise``, so demographics and genres carry signal;
     * item popularity is Zipf-like (exponent 0.9) and popular items have a somewhat higher bias;
     * which items a user rates: sampled without replacement with probability proportional to
       ``popularity * exp(affinity)``; every user rates at least ``min(5, n_items // 2)`` items,
       activity is log-normal, and no (user, item) pair repeats;
-    * ``rating = clip(round(3.55 + b_u + b_i + <p_u, q_i> + noise), 1, 5)``;
+    * ``rating = clip(round(a + c * (b_u + b_i + <p_u, q_i> + noise)), 1, 5)``, with ``a, c`` set so
+      the ratings have MovieLens' mean and spread (about 3.5 and 1.1);
     * each user joins at a random time and rates in sessions after that; the log is sorted by
       timestamp.
 
@@ -141,8 +143,8 @@ def synthetic_movielens(n_users: int = 500, n_items: int = 300, n_ratings: int =
     popularity = popularity[rng.permutation(n_items)]
     log_pop = np.log(popularity)
     z_pop = (log_pop - log_pop.mean()) / (log_pop.std() + 1e-12)
-    item_bias = rng.normal(0, 0.35, size=n_items) + 0.2 * z_pop
-    user_bias = rng.normal(0, 0.35, size=n_users)
+    item_bias = rng.normal(0, 0.45, size=n_items) + 0.2 * z_pop
+    user_bias = rng.normal(0, 0.4, size=n_users)
 
     # Who rates what: Gumbel top-k = sampling without replacement proportional to the weights.
     activity = rng.lognormal(0, 0.9, size=n_users)
@@ -160,8 +162,11 @@ def synthetic_movielens(n_users: int = 500, n_items: int = 300, n_ratings: int =
     i_idx = np.concatenate(i_parts)
     n = len(u_idx)
 
-    raw = 3.55 + user_bias[u_idx] + item_bias[i_idx] + np.einsum("nd,nd->n", p[u_idx], q[i_idx]) \
+    raw = user_bias[u_idx] + item_bias[i_idx] + np.einsum("nd,nd->n", p[u_idx], q[i_idx]) \
         + rng.normal(0, 0.6, size=n)
+    # Calibrate to MovieLens' scale (mean ~3.5, sd ~1.1): users pick items they like, so the
+    # raw scores of observed pairs are shifted; an affine map keeps every effect's ranking.
+    raw = _MEAN + (raw - raw.mean()) * (_SD / max(raw.std(), 1e-12))
     rating = np.clip(np.round(raw), 1, 5).astype(np.float32)
 
     # Time: users join over the first 85% of the span and rate in a few sessions after joining.

@@ -34,11 +34,17 @@ class Vocabulary:
     """
 
     def __init__(self, values: Iterable[str], oov_token: str = OOV_TOKEN):
+        if isinstance(values, (str, bytes)):
+            raise DataError(f"Vocabulary values must be a list of strings, got the single string {values!r}")
         self.values = [str(v) for v in values]
-        if len(set(self.values)) != len(self.values):
-            raise DataError("Vocabulary values must be unique")
-        self.oov_token = oov_token
-        self._index = {v: i + 1 for i, v in enumerate(self.values)}
+        index = pd.Index(self.values, dtype=object)
+        if not index.is_unique:
+            dup = index[index.duplicated()][0]
+            raise DataError(f"Vocabulary values must be unique; {dup!r} appears more than once")
+        if oov_token in index:
+            raise DataError(f"Vocabulary values must not contain the OOV token {oov_token!r}")
+        self.oov_token = str(oov_token)
+        self._index = index
 
     @classmethod
     def fit(cls, values: Iterable, min_count: int = 1) -> "Vocabulary":
@@ -62,24 +68,35 @@ class Vocabulary:
         return str(value) in self._index
 
     def lookup(self, values) -> np.ndarray:
-        """Ids (int64) for ``values``; unknown values map to 0."""
-        arr = np.asarray(values, dtype=object).reshape(-1)
-        return np.fromiter((self._index.get(str(v), 0) for v in arr), dtype=np.int64, count=len(arr)).reshape(
-            np.shape(values))
+        """Ids (int64, same shape as ``values``); unknown values map to 0 (the OOV bucket)."""
+        arr = np.asarray(values, dtype=object)
+        flat = arr.reshape(-1)
+        keys = pd.Index([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in flat], dtype=object)
+        ids = self._index.get_indexer(keys).astype(np.int64) + 1  # -1 (missing) becomes 0
+        return ids.reshape(arr.shape)
 
     def to_dict(self) -> dict:
+        """``{"oov_token": ..., "values": [...]}``, the JSON form."""
         return {"oov_token": self.oov_token, "values": list(self.values)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Vocabulary":
+    def from_dict(cls, d: dict, *, source: str = "vocabulary") -> "Vocabulary":
+        """Inverse of :meth:`to_dict` (``source`` names the origin in error messages)."""
+        if not isinstance(d, dict) or not isinstance(d.get("values"), list):
+            raise DataError(f"{source}: expected an object with a 'values' list, got {str(d)[:80]!r}")
+        bad = [v for v in d["values"] if not isinstance(v, str)]
+        if bad:
+            raise DataError(f"{source}: vocabulary values must be strings, found {bad[0]!r}")
         return cls(d["values"], oov_token=d.get("oov_token", OOV_TOKEN))
 
     def save(self, path) -> Path:
+        """Write the vocabulary as JSON, atomically."""
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path) -> "Vocabulary":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a vocabulary written by :meth:`save`."""
+        return cls.from_dict(_read_json(path), source=str(path))
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Vocabulary) and self.values == other.values
@@ -123,5 +140,18 @@ def save_vocabularies(vocabularies: dict, path) -> Path:
 
 
 def load_vocabularies(path) -> dict:
-    data = json.loads(Path(path).read_text())
-    return {k: Vocabulary.from_dict(v) for k, v in data.items()}
+    """Read the file written by :func:`save_vocabularies` (``{feature name: Vocabulary}``)."""
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object of vocabularies keyed by feature name")
+    return {k: Vocabulary.from_dict(v, source=f"{path}, vocabulary {k!r}") for k, v in data.items()}
+
+
+def _read_json(path):
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: vocabulary file not found")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: not a valid JSON vocabulary file ({exc})") from None

@@ -45,9 +45,9 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
 
     feature_names = (F.USER_ID, F.ITEM_ID)
 
-    def __init__(self, embedding_dim: int = 64, l2: float = 5e-5, use_bias: bool = True,
-                 rating_range: Optional[Sequence[float]] = (0.5, 5.5), learning_rate: float = 3e-3,
-                 batch_size: int = 2048, epochs: int = 40, patience: int = 2, seed: int = 0,
+    def __init__(self, embedding_dim: int = 128, l2: float = 0.05, use_bias: bool = True,
+                 rating_range: Optional[Sequence[float]] = (0.5, 5.5), learning_rate: float = 5e-3,
+                 batch_size: int = 4096, epochs: int = 40, patience: int = 2, seed: int = 0,
                  pipeline: str = "tensor", vocabularies: Optional[dict] = None, global_mean: float = 3.5,
                  **kwargs):
         super().__init__(**kwargs)

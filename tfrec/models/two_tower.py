@@ -1,0 +1,390 @@
+"""Feature-rich two-tower retrieval model trained with TensorFlow Recommenders."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfrec.data import features as F
+from tfrec.errors import ConfigError
+from tfrec.models.keras_base import (
+    KerasRecommender,
+    check_layer_sizes,
+    check_non_negative,
+    check_positive_int,
+    string_lookup,
+)
+from tfrec.models.layers import CategoricalEmbedding, side_feature_layers
+
+QUERY_FEATURES = (F.USER_ID,) + F.USER_FEATURES
+CANDIDATE_FEATURES = (F.ITEM_ID,) + F.ITEM_FEATURES
+
+
+def _mlp(sizes, name, seed):
+    layers = []
+    for j, s in enumerate(sizes):
+        last = j == len(sizes) - 1
+        layers.append(tf.keras.layers.Dense(s, activation=None if last else "relu", name=f"{name}_{j}",
+                                            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + j)))
+    return layers
+
+
+class QueryTower(tf.keras.Model):
+    """User tower: id embedding (+ demographics, + pooled recent history) -> MLP -> [batch, d].
+
+    Inputs: dict with ``user_id`` tf.string [batch] and, when ``feature_vocabularies`` has them,
+    ``gender``, ``occupation``, ``zip`` tf.string [batch] and ``age`` tf.int64 [batch]. With
+    ``history`` (a [n_users + 1, N] int table of the user's last N training items as item-vocabulary
+    indices, 0 = padding) the mean of those items' embeddings is added as a feature.
+
+    ``id_dropout`` replaces the user id with the out-of-vocabulary id for a share of training
+    examples, so the OOV row learns "a user we only know by demographics" -- the cold-start path.
+    """
+
+    def __init__(self, user_vocabulary: Sequence[str], feature_vocabularies: dict, embedding_dim: int,
+                 layer_sizes: Sequence[int], id_dropout: float = 0.0, n_items: int = 0, history_length: int = 0,
+                 normalize: bool = True, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.user_vocabulary = list(user_vocabulary)
+        self.feature_vocabularies = {k: list(v) for k, v in feature_vocabularies.items()}
+        self.embedding_dim = int(embedding_dim)
+        self.layer_sizes = list(layer_sizes)
+        self.id_dropout = float(id_dropout)
+        self.n_items = int(n_items)
+        self.history_length = int(history_length)
+        self.normalize = bool(normalize)
+        self.seed = int(seed)
+        self.user_lookup = string_lookup(self.user_vocabulary, "user_lookup")
+        self.user_embedding = tf.keras.layers.Embedding(
+            len(self.user_vocabulary) + 1, embedding_dim, name="user_embedding",
+            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed))
+        self.features = side_feature_layers(self.feature_vocabularies, embedding_dim // 2 or 1, seed, prefix="q_")
+        if self.history_length:
+            self.history_embedding = tf.keras.layers.Embedding(
+                self.n_items + 1, embedding_dim, name="history_embedding", mask_zero=False,
+                embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed + 1))
+            self.history = tf.Variable(tf.zeros([len(self.user_vocabulary) + 1, self.history_length], tf.int64),
+                                       trainable=False, name="history_table")
+        self.mlp = _mlp(self.layer_sizes, "query_mlp", seed)
+
+    def set_history(self, table: np.ndarray) -> None:
+        self.history.assign(table.astype(np.int64))
+
+    def call(self, inputs, training=False):
+        idx = self.user_lookup(inputs[F.USER_ID])
+        if training and self.id_dropout > 0:
+            drop = tf.random.uniform(tf.shape(idx), seed=self.seed) < self.id_dropout
+            idx_emb = tf.where(drop, tf.zeros_like(idx), idx)
+        else:
+            idx_emb = idx
+        parts = [self.user_embedding(idx_emb)]
+        for name, layer in self.features.items():
+            if name in inputs:
+                parts.append(layer(inputs[name]))
+        if self.history_length:
+            hist = tf.gather(self.history, idx)
+            mask = tf.cast(hist > 0, tf.float32)[..., None]
+            pooled = tf.reduce_sum(self.history_embedding(hist) * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+            parts.append(pooled)
+        x = tf.concat(parts, axis=-1)
+        for dense in self.mlp:
+            x = dense(x)
+        return tf.math.l2_normalize(x, axis=-1) if self.normalize else x
+
+    def get_config(self):
+        return {"user_vocabulary": self.user_vocabulary, "feature_vocabularies": self.feature_vocabularies,
+                "embedding_dim": self.embedding_dim, "layer_sizes": self.layer_sizes, "id_dropout": self.id_dropout,
+                "n_items": self.n_items, "history_length": self.history_length, "normalize": self.normalize,
+                "seed": self.seed}
+
+
+class CandidateTower(tf.keras.Model):
+    """Item tower: id embedding (+ pooled genre embeddings, + release-year bucket embedding and a
+    normalised year) -> MLP -> [batch, d].
+
+    Inputs: dict with ``item_id`` tf.string [batch] and, when ``feature_vocabularies`` has genres,
+    ``genres`` tf.string [batch, MAX_GENRES] and ``year`` tf.int64 [batch].
+    """
+
+    def __init__(self, item_vocabulary: Sequence[str], feature_vocabularies: dict, embedding_dim: int,
+                 layer_sizes: Sequence[int], normalize: bool = True, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.item_vocabulary = list(item_vocabulary)
+        self.feature_vocabularies = {k: list(v) for k, v in feature_vocabularies.items()}
+        self.embedding_dim = int(embedding_dim)
+        self.layer_sizes = list(layer_sizes)
+        self.normalize = bool(normalize)
+        self.seed = int(seed)
+        self.item_lookup = string_lookup(self.item_vocabulary, "item_lookup")
+        self.item_embedding = tf.keras.layers.Embedding(
+            len(self.item_vocabulary) + 1, embedding_dim, name="item_embedding",
+            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed))
+        self.features = side_feature_layers(self.feature_vocabularies, embedding_dim // 2 or 1, seed, prefix="c_")
+        self.mlp = _mlp(self.layer_sizes, "candidate_mlp", seed + 100)
+
+    def call(self, inputs, training=False):
+        parts = [self.item_embedding(self.item_lookup(inputs[F.ITEM_ID]))]
+        for name, layer in self.features.items():
+            if name in inputs:
+                parts.append(layer(inputs[name]))
+        if F.YEAR in self.features and F.YEAR in inputs:
+            year = tf.cast(inputs[F.YEAR], tf.float32)
+            known = tf.cast(year > 0, tf.float32)
+            parts.append(tf.stack([known * (year - 1985.0) / 20.0, known], axis=-1))
+        x = tf.concat(parts, axis=-1)
+        for dense in self.mlp:
+            x = dense(x)
+        return tf.math.l2_normalize(x, axis=-1) if self.normalize else x
+
+    def get_config(self):
+        return {"item_vocabulary": self.item_vocabulary, "feature_vocabularies": self.feature_vocabularies,
+                "embedding_dim": self.embedding_dim, "layer_sizes": self.layer_sizes, "normalize": self.normalize,
+                "seed": self.seed}
+
+
+class TwoTower(KerasRecommender, tfrs.models.Model):
+    """Two-tower retrieval: ``score(u, i) = <query(u), candidate(i)> / temperature``.
+
+    Trained with ``tfrs.tasks.Retrieval`` (in-batch softmax over the other items of the batch),
+    with ``remove_accidental_hits`` (an item that is a positive elsewhere in the batch is not a
+    negative), the logQ correction (subtracting log sampling probability, here the item's share
+    of training interactions, so popular items are not over-penalised as in-batch negatives), and
+    optional hard negatives (``num_hard_negatives``).
+
+    The query tower reads ``user_id`` and, when ``use_features`` and the dataset has
+    demographics, ``gender``, ``age``, ``occupation``, ``zip`` (and optionally the mean of the
+    user's ``history_length`` most recent training items). The candidate tower reads ``item_id``
+    and, when available, ``genres`` and ``year``. Features a dataset lacks are left out with no code
+    change; ``use_features=False`` gives the id-only model (the ablation).
+
+    Args:
+      embedding_dim: id embedding size (side features use half).
+      layer_sizes: MLP sizes of both towers; the last is the output dimension d.
+      temperature: softmax temperature on the (L2-normalised) dot products.
+      use_features: use side features (False: ids only).
+      logq_correction: subtract log item sampling probability from in-batch logits.
+      remove_accidental_hits: as in ``tfrs.tasks.Retrieval``.
+      num_hard_negatives: keep only the top-k negatives per row (None: all).
+      id_dropout: share of training examples whose user id is hidden (trains the cold-start path).
+      history_length: pool the user's last N training items into the query (0: off).
+      learning_rate, batch_size, epochs, patience, seed, pipeline, vocabularies: as for the
+        other Keras models; early stopping watches the validation loss.
+
+    Shapes: ``query_model(features) -> [batch, d]``, ``candidate_model(features) -> [batch, d]``.
+
+    Example:
+      >>> model = TwoTower().fit(train, items=data.items, users=data.users)       # doctest: +SKIP
+      >>> model.recommend(["1"], k=10)                                             # doctest: +SKIP
+      >>> model.query_from_demographics(["F"], [25], ["student"], ["94305"])       # doctest: +SKIP
+    """
+
+    label_key = None
+    uses_side_features = True
+
+    def __init__(self, embedding_dim: int = 64, layer_sizes: Sequence[int] = (128, 64), temperature: float = 0.1,
+                 use_features: bool = True, logq_correction: bool = True, remove_accidental_hits: bool = True,
+                 num_hard_negatives: Optional[int] = None, id_dropout: float = 0.1, history_length: int = 0,
+                 learning_rate: float = 5e-3, batch_size: int = 1024, epochs: int = 12, patience: int = 2,
+                 seed: int = 0, pipeline: str = "tensor", vocabularies: Optional[dict] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.layer_sizes = check_layer_sizes("layer_sizes", layer_sizes)
+        if not self.layer_sizes:
+            raise ConfigError("layer_sizes must have at least one layer (the output dimension)")
+        self.temperature = check_non_negative("temperature", temperature)
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be positive, got {temperature!r}")
+        self.use_features = bool(use_features)
+        self.uses_side_features = self.use_features
+        self.logq_correction = bool(logq_correction)
+        self.remove_accidental_hits = bool(remove_accidental_hits)
+        if num_hard_negatives is not None:
+            num_hard_negatives = check_positive_int("num_hard_negatives", num_hard_negatives)
+        self.num_hard_negatives = num_hard_negatives
+        self.id_dropout = check_non_negative("id_dropout", id_dropout)
+        if self.id_dropout >= 1:
+            raise ConfigError(f"id_dropout must be in [0, 1), got {id_dropout!r}")
+        self.history_length = int(check_non_negative("history_length", history_length))
+        self._init_common(vocabularies=vocabularies, learning_rate=learning_rate, batch_size=batch_size,
+                          epochs=epochs, patience=patience, seed=seed, pipeline=pipeline)
+
+    @property
+    def feature_names(self):
+        return QUERY_FEATURES + CANDIDATE_FEATURES
+
+    def _build_layers(self) -> None:
+        v = self.vocabularies
+        q_vocab = {k: v[k] for k in (F.GENDER, F.OCCUPATION, F.ZIP) if k in v} if self.use_features else {}
+        c_vocab = {k: v[k] for k in (F.GENRES,) if k in v} if self.use_features else {}
+        self.query_model = QueryTower(v[F.USER_ID], q_vocab, self.embedding_dim, self.layer_sizes,
+                                      id_dropout=self.id_dropout if q_vocab else 0.0, n_items=len(v[F.ITEM_ID]),
+                                      history_length=self.history_length, seed=self.seed, name="query_tower")
+        self.candidate_model = CandidateTower(v[F.ITEM_ID], c_vocab, self.embedding_dim, self.layer_sizes,
+                                              seed=self.seed, name="candidate_tower")
+        self.task = tfrs.tasks.Retrieval(temperature=self.temperature, num_hard_negatives=self.num_hard_negatives,
+                                         remove_accidental_hits=self.remove_accidental_hits)
+        self._item_logq = tf.Variable(tf.zeros([len(v[F.ITEM_ID]) + 1]), trainable=False, name="item_log_probability")
+        self._prob_lookup = string_lookup(v[F.ITEM_ID], "probability_lookup")
+
+    def get_config(self) -> dict:
+        return {"embedding_dim": self.embedding_dim, "layer_sizes": list(self.layer_sizes),
+                "temperature": self.temperature, "use_features": self.use_features,
+                "logq_correction": self.logq_correction, "remove_accidental_hits": self.remove_accidental_hits,
+                "num_hard_negatives": self.num_hard_negatives, "id_dropout": self.id_dropout,
+                "history_length": self.history_length, **self._common_config()}
+
+    # -- data ------------------------------------------------------------------------------------------
+    def _prepare(self, train: pd.DataFrame, items, users) -> None:
+        super()._prepare(train, items if self.use_features else None, users if self.use_features else None)
+        self._users_table = F.user_feature_table(users) if (self.use_features and users is not None) else None
+        self._items_table = items if self.use_features else None
+        # logQ: log of each item's share of training interactions (in-batch sampling probability).
+        counts = pd.Series(train["item_id"].astype(str)).value_counts()
+        vocab = self.vocabularies[F.ITEM_ID]
+        prob = np.array([0.0] + [counts.get(i, 0) for i in vocab], dtype=np.float64)
+        prob = (prob + 1.0) / (prob.sum() + len(prob))
+        self._item_logq.assign(np.log(prob).astype(np.float32))
+        if self.history_length:
+            self.query_model.set_history(self._history_table(train))
+
+    def _history_table(self, train: pd.DataFrame) -> np.ndarray:
+        users = self.vocabularies[F.USER_ID]
+        item_index = {it: j + 1 for j, it in enumerate(self.vocabularies[F.ITEM_ID])}
+        table = np.zeros((len(users) + 1, self.history_length), dtype=np.int64)
+        ordered = train.sort_values(["user_id", "timestamp"] if "timestamp" in train else ["user_id"], kind="mergesort")
+        pos = {u: j + 1 for j, u in enumerate(users)}
+        for u, g in ordered.groupby("user_id", sort=False)["item_id"]:
+            recent = [item_index.get(str(i), 0) for i in g.to_numpy()[-self.history_length:]]
+            table[pos[str(u)], :len(recent)] = recent
+        return table
+
+    def _dataset(self, frame, items, users, *, batch_size, pipeline, shuffle, seed):
+        from tfrec.data.pipelines import make_dataset
+
+        names = [n for n in self.feature_names if n in (F.USER_ID, F.ITEM_ID) or n in (self._side or {})]
+        return make_dataset(frame, items=items if self.use_features else None,
+                            users=users if self.use_features else None, pipeline=pipeline, batch_size=batch_size,
+                            shuffle=shuffle, seed=seed, features=names, drop_remainder=shuffle)
+
+    def _compile_default(self) -> None:
+        self.compile(optimizer=tf.keras.optimizers.Adam(self.learning_rate), steps_per_execution=8)
+
+    # -- the TFRS model ---------------------------------------------------------------------------------
+    def _query_inputs(self, features):
+        return {k: features[k] for k in QUERY_FEATURES if k in features}
+
+    def _candidate_inputs(self, features):
+        return {k: features[k] for k in CANDIDATE_FEATURES if k in features}
+
+    def compute_loss(self, features, training=False):
+        query = self.query_model(self._query_inputs(features), training=training)
+        candidate = self.candidate_model(self._candidate_inputs(features), training=training)
+        kwargs = {}
+        if self.logq_correction:
+            kwargs["candidate_sampling_probability"] = tf.exp(tf.gather(self._item_logq,
+                                                                        self._prob_lookup(features[F.ITEM_ID])))
+        if self.remove_accidental_hits:
+            kwargs["candidate_ids"] = features[F.ITEM_ID]
+        return self.task(query, candidate, compute_metrics=False, **kwargs)
+
+    def call(self, features, training=False):
+        """Query embeddings [batch, d] for a feature dict (what ``query_model`` computes)."""
+        return self.query_model(self._query_inputs(features), training=training)
+
+    # -- embeddings and the recommender contract --------------------------------------------------------
+    def _user_features(self, user_ids) -> dict:
+        ids = np.asarray(user_ids, dtype=object).astype(str)
+        feats = {F.USER_ID: tf.constant(ids)}
+        if self.use_features and self._side and F.GENDER in self._side:
+            feats.update({k: v for k, v in self.features_from_ids(feats[F.USER_ID], feats[F.USER_ID][:0]).items()
+                          if k in F.USER_FEATURES})
+        return feats
+
+    def features_from_ids(self, user_id, item_id):
+        feats = {F.USER_ID: user_id, F.ITEM_ID: item_id}
+        side = self._side or {}
+        if F.GENDER in side:
+            u = self._user_index(user_id)
+            for name in F.USER_FEATURES:
+                feats[name] = tf.gather(side[name], u)
+        if F.GENRES in side:
+            i = self._item_index(item_id)
+            feats[F.GENRES] = tf.gather(side[F.GENRES], i)
+            feats[F.YEAR] = tf.gather(side[F.YEAR], i)
+        return feats
+
+    def user_embeddings(self, user_ids, batch_size: int = 4096) -> np.ndarray:
+        """Query embeddings [n, d] for raw user ids (demographics looked up for known users)."""
+        out = []
+        ids = np.asarray(list(user_ids), dtype=object)
+        for s in range(0, len(ids), batch_size):
+            out.append(self.query_model(self._user_features(ids[s:s + batch_size]), training=False).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.layer_sizes[-1]), np.float32)
+
+    def candidate_embeddings(self):
+        """(item ids as np.ndarray of str, [n_catalog, d] float32) for the training catalog."""
+        self._check_fitted()
+        if getattr(self, "_cand_cache", None) is None:
+            ids = self.catalog_
+            feats = self.features_from_ids(tf.constant(ids[:1].astype(str)), tf.constant(ids.astype(str)))
+            cand = {k: v for k, v in feats.items() if k in CANDIDATE_FEATURES}
+            self._cand_cache = self.candidate_model(cand, training=False).numpy()
+        return np.asarray(self.catalog_, dtype=object), self._cand_cache
+
+    def item_vectors(self) -> np.ndarray:
+        return self.candidate_embeddings()[1]
+
+    def _score_users(self, user_ids) -> np.ndarray:
+        _, cand = self.candidate_embeddings()
+        return (self.user_embeddings(user_ids) @ cand.T).astype(np.float64)
+
+    def query_from_demographics(self, gender, age, occupation, zip) -> np.ndarray:
+        """Query embeddings [n, d] for wholly new users known only by demographics.
+
+        Args are equal-length sequences: gender ("M"/"F"), age (years or ML-1M code), occupation,
+        zip (full code; the prefix is taken here as in training).
+        """
+        if not (self.use_features and self._side and F.GENDER in self._side):
+            raise ConfigError("this TwoTower has no demographic features (use_features=False or no users table)")
+        n = len(gender)
+        feats = {
+            F.USER_ID: tf.constant([""] * n),  # out of vocabulary: the id-dropout row
+            F.GENDER: tf.constant([str(g) for g in gender]),
+            F.AGE: tf.constant(F.age_bucket(np.asarray(age, dtype=np.int64))),
+            F.OCCUPATION: tf.constant([str(o) for o in occupation]),
+            F.ZIP: tf.constant([str(z) for z in F.zip_prefix(zip)]),
+        }
+        return self.query_model(feats, training=False).numpy()
+
+    def _score_unknown_users(self, user_ids) -> np.ndarray:
+        table = getattr(self, "_users_table", None)
+        if table is None:
+            return super()._score_unknown_users(user_ids)
+        scores = super()._score_unknown_users(user_ids)
+        known = [j for j, u in enumerate(user_ids) if u in table.index]
+        if known:
+            rows = table.loc[[user_ids[j] for j in known]]
+            q = self.query_from_demographics(rows[F.GENDER].tolist(), rows[F.AGE].to_numpy(),
+                                             rows[F.OCCUPATION].tolist(), rows[F.ZIP].tolist())
+            scores[known] = q @ self.candidate_embeddings()[1].T
+        return scores
+
+    def _fit_frame(self, train, **kwargs):
+        self._cand_cache = None
+        return super()._fit_frame(train, **kwargs)
+
+    def restore(self, train, *, items=None, users=None, weights=None):
+        self._cand_cache = None
+        if self.vocabularies is None:
+            raise ConfigError("restore needs a model built from a config that includes its vocabularies")
+        self._prepare(train, items, users)
+        feats = self.features_from_ids(tf.constant(self.vocabularies[F.USER_ID][:1]),
+                                       tf.constant(self.vocabularies[F.ITEM_ID][:1]))
+        self.compute_loss(feats)
+        if weights is not None:
+            self.load_weights(weights).expect_partial()
+        return self
