@@ -1,0 +1,57 @@
+"""Shared fixtures. The real MovieLens 100K lives beside the repo in ../shared/data (never copied)."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tfrec  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    """The folder holding ml-100k/ ($TFREC_TEST_DATA_DIR or ../shared/data)."""
+    path = Path(os.environ.get("TFREC_TEST_DATA_DIR") or REPO.parent / "shared" / "data")
+    if not (path / "ml-100k" / "u.data").is_file():
+        message = f"MovieLens 100K not found at {path}/ml-100k (set TFREC_TEST_DATA_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ml100k(ml100k_dir):
+    from tfrec.data import load_movielens
+
+    return load_movielens("ml-100k", data_dir=ml100k_dir)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data():
+    from tfrec.data import synthetic_movielens
+
+    return synthetic_movielens(n_users=200, n_items=150, n_ratings=6000, seed=0)
+
+
+@pytest.fixture()
+def tiny_csv_dir(tmp_path) -> Path:
+    """A small dataset in the ml-latest-small CSV layout (folder ``ml-latest-small``)."""
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n"
+        "1,10,4.0,964982703\n1,20,3.5,964981247\n1,30,5.0,964982224\n"
+        "2,10,2.0,964983815\n2,30,4.5,964982931\n3,20,1.0,964980868\n3,40,0.5,964981000\n"
+    )
+    (folder / "movies.csv").write_text(
+        "movieId,title,genres\n"
+        "10,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy\n"
+        '20,"American President, The (1995)",Comedy|Drama|Romance\n'
+        "30,Heat (1995),Action|Crime|Thriller\n"
+        "40,Some Untitled Film,(no genres listed)\n"
+    )
+    return tmp_path
