@@ -1,27 +1,43 @@
 """Shared machinery for tfrec's Keras models.
 
-:class:`KerasRecommender` is mixed into ``tf.keras.Model`` subclasses (before ``tf.keras.Model``
-in the bases). It gives every model:
+:class:`KerasRecommender` is mixed into ``tf.keras.Model`` subclasses (listed *before* the Keras
+base, e.g. ``class MatrixFactorization(KerasRecommender, tf.keras.Model)``; TFRS models work the
+same way). It does not assume what the model predicts: the label column is ``label_key`` (a rating,
+a 0/1 label, or ``None`` for TFRS tasks that compute their own loss). Every model gets:
 
-* sklearn-style construction: hyperparameters only; data-dependent vocabularies are optional
-  constructor arguments, so ``get_config()``/``from_config()`` rebuild the full model;
-* ``fit(train_dataframe, items=None, users=None, ...)``: fits vocabularies on train, builds the
-  layers and the in-graph side tables (user -> demographics, item -> genres/year), carves a
-  validation set from train for early stopping, and runs Keras ``fit`` on the tf.data pipeline.
-  Given a ``tf.data.Dataset`` (or arrays), ``fit`` is plain Keras ``fit``;
-* ``call_ids(user_id, item_id)``: the model's output from raw string ids alone, with features
-  looked up in-graph (what an exported ``serving_default`` calls);
-* the recommender contract (``recommend``, ``similar_items``, ``score_users``) via
-  :class:`~tfrec.models.base.RecommenderMixin`;
-* ``restore(train, items, users, weights)`` to rebuild a fitted model from a run folder.
+* sklearn-style construction: hyperparameters only. The data-dependent vocabularies are an
+  optional constructor argument too, so ``get_config()`` includes them and ``from_config()``
+  rebuilds the complete model (layers and variables), ready for ``load_weights``;
+* ``fit(train_dataframe, items=None, users=None, ...)``: fits vocabularies on the training frame
+  (:func:`tfrec.data.vocab.fit_vocabularies`), builds the layers, carves a validation set from the
+  training frame (``validation_fraction``) for early stopping (best weights restored), streams the
+  training rows through :func:`tfrec.data.pipelines.make_dataset` into Keras ``fit`` and records
+  ``history_`` and ``fit_seconds_``. Given a ``tf.data.Dataset`` (or arrays), ``fit`` *is* Keras's
+  ``fit`` (the model must already be built);
+* per-id side tables (user -> gender/age/occupation/zip, item -> genres/year) held in
+  non-trainable variables, so ``call_ids(user_id, item_id)`` computes the model from raw string ids
+  alone with the features gathered in-graph (what an exported ``serving_default`` calls), and so
+  ``save_weights``/``load_weights`` carry them;
+* ``predict_ratings(user_ids, item_ids)`` (numpy in, numpy out) and the recommender contract
+  (``recommend``, ``similar_items``, ``score_users``) of :class:`~tfrec.models.base.RecommenderMixin`:
+  every catalog item is scored for a chunk of users at a time, and ``similar_items`` is the cosine
+  similarity of ``item_vectors()``.
 
-Subclasses implement ``_build_layers()`` (create layers from ``self.vocabularies``), ``call``,
-and ``item_vectors()`` (for ``similar_items``); they list the features they read in
-``feature_names``.
+Subclasses implement ``_build_layers()`` (create the layers from ``self.vocabularies``), ``call``
+and ``item_vectors()``, list the features ``call`` reads in ``feature_names``, and call
+``_init_common(...)`` at the end of ``__init__`` and ``_common_config()`` in ``get_config``.
+
+Training speed. Tiny models such as MF spend most of their time in per-step and per-example
+overhead, not arithmetic. So (a) training batches are shuffled in blocks (:func:`shuffled_batches`):
+the rows are permuted once, cut into small blocks, the blocks are cached and reshuffled every
+epoch and re-batched, which costs a few tensor ops per batch instead of several per example (an
+element-wise shuffle of 80k examples takes ~0.3 s per epoch, longer than the model's own step
+time), and (b) Keras runs ``steps_per_execution`` steps per call into the graph.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Optional, Sequence
 
@@ -30,38 +46,69 @@ import pandas as pd
 import tensorflow as tf
 
 from tfrec.data import features as F
-from tfrec.errors import ConfigError
+from tfrec.errors import ConfigError, DataError
 from tfrec.models.base import RecommenderMixin, validate_ratings_frame
 
 # Age codes are a closed set: an IntegerLookup over them (0 = unknown -> OOV).
 AGE_VOCAB = list(F.AGE_CODES)
 YEAR_BUCKETS = list(range(1920, 2021, 5))
+PIPELINES = ("tensor", "generator")
+_USER_SIDE = F.USER_FEATURES
+_ITEM_SIDE = F.ITEM_FEATURES
 
 
+# -- validation helpers (shared by every Keras model) ---------------------------------------------
 def check_positive_int(name: str, value) -> int:
+    """``value`` as int, or ConfigError naming ``name`` unless it is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 def check_non_negative(name: str, value) -> float:
+    """``value`` as float, or ConfigError naming ``name`` unless it is a number >= 0."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be a non-negative number, got {value!r}") from None
-    if not v >= 0.0:
+    if not v >= 0.0 or math.isinf(v):
         raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
     return v
 
 
+def check_positive(name: str, value) -> float:
+    """``value`` as float, or ConfigError naming ``name`` unless it is a number > 0."""
+    v = check_non_negative(name, value)
+    if v <= 0.0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return v
+
+
+def check_fraction(name: str, value, *, allow_zero: bool = True) -> float:
+    """``value`` as float in [0, 1) (or (0, 1)), else ConfigError naming ``name``."""
+    v = check_non_negative(name, value)
+    if v >= 1.0 or (v == 0.0 and not allow_zero):
+        interval = "[0, 1)" if allow_zero else "(0, 1)"
+        raise ConfigError(f"{name} must be in {interval}, got {value!r}")
+    return v
+
+
 def check_layer_sizes(name: str, value) -> list:
-    try:
-        sizes = [int(v) for v in value]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a list of positive integers, got {value!r}") from None
-    if any(s < 1 for s in sizes):
+    """A list of positive ints, or ConfigError naming ``name``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise ConfigError(f"{name} must be a list of positive integers, got {value!r}")
-    return sizes
+    sizes = list(value)
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
+        raise ConfigError(f"{name} must be a list of positive integers, got {value!r}")
+    return [int(s) for s in sizes]
+
+
+def check_seed(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def string_lookup(values: Sequence[str], name: str) -> tf.keras.layers.StringLookup:
@@ -70,36 +117,93 @@ def string_lookup(values: Sequence[str], name: str) -> tf.keras.layers.StringLoo
 
 
 def _to_str_list(values) -> list:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
 
+def _as_str_array(values) -> np.ndarray:
+    flat = np.asarray(values, dtype=object).reshape(-1)
+    return np.asarray(_to_str_list(flat), dtype=object)
+
+
+def _normalise_vocabularies(vocabularies) -> Optional[dict]:
+    """``{name: [str, ...]}`` from lists or :class:`tfrec.data.vocab.Vocabulary` objects."""
+    if vocabularies is None:
+        return None
+    if not isinstance(vocabularies, dict):
+        raise ConfigError(f"vocabularies must be a dict of feature name -> list of values, got "
+                          f"{type(vocabularies).__name__}")
+    out = {}
+    for name, vocab in vocabularies.items():
+        values = vocab.values if hasattr(vocab, "lookup") else vocab  # a tfrec Vocabulary
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise ConfigError(f"vocabularies[{name!r}] must be a list of strings, got {values!r}")
+        out[str(name)] = _to_str_list(values)
+    for name in (F.USER_ID, F.ITEM_ID):
+        if not out.get(name):
+            raise ConfigError(f"vocabularies must include a non-empty {name!r} list, got keys {sorted(out)}")
+    return out
+
+
+# -- the training pipeline ---------------------------------------------------------------------------
+def shuffled_batches(frame: pd.DataFrame, *, batch_size: int, seed: int = 0, items=None, users=None,
+                     pipeline: str = "tensor", label_key: Optional[str] = None,
+                     features: Optional[Sequence[str]] = None, block_size: Optional[int] = None):
+    """Training batches from :func:`tfrec.data.pipelines.make_dataset`, reshuffled every epoch.
+
+    The rows are permuted once (seeded), streamed through ``make_dataset`` in blocks of
+    ``block_size`` consecutive rows (default ``batch_size // 32``, at most 256), the blocks are
+    cached, shuffled every epoch and re-batched to ``batch_size``. Every epoch therefore sees a new
+    order and new batch compositions at a per-block rather than per-example cost. Arguments are
+    those of ``make_dataset``; elements are the same (feature dict, or ``(features, label)``).
+    """
+    from tfrec.data.pipelines import make_dataset
+
+    batch_size = check_positive_int("batch_size", batch_size)
+    block = check_positive_int("block_size", block_size) if block_size else max(1, min(256, batch_size // 32))
+    order = np.random.default_rng(seed).permutation(len(frame))
+    permuted = frame.iloc[order].reset_index(drop=True)
+    ds = make_dataset(permuted, items=items, users=users, pipeline=pipeline, batch_size=block, shuffle=False,
+                      cache=False, label_key=label_key, features=features)
+    n_blocks = max(1, -(-len(frame) // block))
+    ds = ds.cache().shuffle(n_blocks, seed=seed, reshuffle_each_iteration=True)
+    return ds.rebatch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# -- the mixin ---------------------------------------------------------------------------------------
 class KerasRecommender(RecommenderMixin):
-    """Mixin for tfrec's Keras models (see the module docstring)."""
+    """Mixin for tfrec's Keras models (see the module docstring for what it provides).
 
-    #: features ``call`` reads; the pipeline is restricted to these (plus the label).
+    Class attributes a subclass sets:
+      feature_names: the features ``call`` reads (the pipeline is restricted to these).
+      label_key: the training label column (``"rating"``; ``"label"`` after negative sampling;
+        ``None`` when the model computes its own loss, as TFRS models do).
+      uses_side_features: the model reads demographics / item features (its vocabularies then
+        include them and it keeps per-id side tables for ``call_ids``).
+    """
+
     feature_names: tuple = (F.USER_ID, F.ITEM_ID)
-    #: the label column for training.
-    label_key: str = F.RATING
-    #: uses demographics / item features (FM, Wide & Deep).
+    label_key: Optional[str] = F.RATING
     uses_side_features: bool = False
+    #: rows of the validation set per evaluation step.
+    validation_batch_size: int = 16384
 
     # -- construction ------------------------------------------------------------------------------
-    def _init_common(self, *, vocabularies: Optional[dict], learning_rate: float, batch_size: int, epochs: int,
-                     patience: int, seed: int, pipeline: str) -> None:
-        self.learning_rate = check_non_negative("learning_rate", learning_rate)
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be positive, got {learning_rate!r}")
+    def _init_common(self, *, vocabularies, learning_rate: float, batch_size: int, epochs: int, patience: int,
+                     seed: int, pipeline: str, steps_per_execution: int = 32) -> None:
+        """Validate and store the training settings; build the layers when vocabularies are given."""
+        self.learning_rate = check_positive("learning_rate", learning_rate)
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.epochs = check_positive_int("epochs", epochs)
         self.patience = check_positive_int("patience", patience)
-        self.seed = int(seed)
-        if pipeline not in ("tensor", "generator"):
-            raise ConfigError(f"pipeline must be 'tensor' or 'generator', got {pipeline!r}")
+        self.seed = check_seed(seed)
+        if pipeline not in PIPELINES:
+            raise ConfigError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
         self.pipeline = pipeline
-        self.vocabularies = {k: list(v) for k, v in vocabularies.items()} if vocabularies else None
-        self._side = None
-        if self.vocabularies:
-            self._build_layers()
+        self.steps_per_execution = check_positive_int("steps_per_execution", steps_per_execution)
+        self.vocabularies = _normalise_vocabularies(vocabularies)
+        self.side_tables = {}
+        if self.vocabularies is not None:
+            self._build()
 
     def _common_config(self) -> dict:
         return {
@@ -113,111 +217,217 @@ class KerasRecommender(RecommenderMixin):
         }
 
     @classmethod
-    def from_config(cls, config: dict):
+    def from_config(cls, config: dict, custom_objects=None):
+        """Rebuild the model (layers and variables too when the config has vocabularies)."""
+        config = dict(config)
+        for key in ("name", "trainable", "dtype"):  # Keras' own keys, if a caller merged them in
+            config.pop(key, None)
         return cls(**config)
 
     def get_params(self) -> dict:
         """Hyperparameters (the config without vocabularies)."""
         return {k: v for k, v in self.get_config().items() if k != "vocabularies"}
 
+    @property
+    def is_built_(self) -> bool:
+        """True once the layers exist (after ``fit`` or construction with vocabularies)."""
+        return getattr(self, "vocabularies", None) is not None
+
+    def _build(self) -> None:
+        self._build_layers()
+        self._build_side_tables()
+
     def _build_layers(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- side tables: raw ids -> features, in-graph ------------------------------------------------
+    @property
+    def has_user_features(self) -> bool:
+        return bool(self.uses_side_features and self.vocabularies and F.GENDER in self.vocabularies)
+
+    @property
+    def has_item_features(self) -> bool:
+        return bool(self.uses_side_features and self.vocabularies and F.GENRES in self.vocabularies)
+
+    @property
+    def _side(self) -> dict:
+        """Feature name -> per-vocabulary-index values (index 0: unknown id -> neutral values)."""
+        return self.side_tables
+
+    def _build_side_tables(self) -> None:
+        # Variables (not constants) so save_weights/load_weights and SavedModels carry them; their
+        # shapes follow from the vocabularies, so from_config can create them before loading.
+        tables = {}
+        n_users = len(self.vocabularies[F.USER_ID]) + 1
+        n_items = len(self.vocabularies[F.ITEM_ID]) + 1
+
+        def var(name, shape, dtype):
+            init = tf.fill(shape, "") if dtype == tf.string else tf.zeros(shape, dtype)
+            return tf.Variable(init, trainable=False, name=f"side_{name}")
+
+        if self.has_user_features:
+            for name in _USER_SIDE:
+                tables[name] = var(name, [n_users], tf.int64 if name == F.AGE else tf.string)
+        if self.has_item_features:
+            tables[F.GENRES] = var(F.GENRES, [n_items, F.MAX_GENRES], tf.string)
+            tables[F.YEAR] = var(F.YEAR, [n_items], tf.int64)
+        self.side_tables = tables
+        if tables:
+            self.side_user_lookup = string_lookup(self.vocabularies[F.USER_ID], "side_user_lookup")
+            self.side_item_lookup = string_lookup(self.vocabularies[F.ITEM_ID], "side_item_lookup")
+
     def _set_side_tables(self, items: Optional[pd.DataFrame], users: Optional[pd.DataFrame]) -> None:
-        """Per-vocabulary-index feature tensors so ``call_ids`` can look features up in-graph."""
-        side = {}
-        user_vocab = self.vocabularies[F.USER_ID]
-        item_vocab = self.vocabularies[F.ITEM_ID]
-        if users is not None:
-            ut = F.user_feature_table(users).reindex(user_vocab)
-            side[F.GENDER] = tf.constant([""] + ut[F.GENDER].fillna("").tolist(), dtype=tf.string)
-            side[F.AGE] = tf.constant([0] + ut[F.AGE].fillna(0).astype(np.int64).tolist(), dtype=tf.int64)
-            side[F.OCCUPATION] = tf.constant([""] + ut[F.OCCUPATION].fillna("").tolist(), dtype=tf.string)
-            side[F.ZIP] = tf.constant([""] + ut[F.ZIP].fillna("").tolist(), dtype=tf.string)
-        if items is not None:
-            it = F.item_feature_table(items).reindex(item_vocab)
+        """Fill the side tables from the item/user DataFrames (rows in vocabulary order)."""
+        if self.has_user_features:
+            if users is None:
+                raise ConfigError(f"{type(self).__name__} was built with user features (its vocabularies include "
+                                  "'gender'): pass users= to fit")
+            table = F.user_feature_table(users).reindex(self.vocabularies[F.USER_ID])
+            self.side_tables[F.AGE].assign(np.concatenate([[0], table[F.AGE].fillna(0).to_numpy(np.int64)]))
+            for name in (F.GENDER, F.OCCUPATION, F.ZIP):
+                self.side_tables[name].assign([F.PAD] + table[name].fillna(F.PAD).astype(str).tolist())
+        if self.has_item_features:
+            if items is None:
+                raise ConfigError(f"{type(self).__name__} was built with item features (its vocabularies include "
+                                  "'genres'): pass items= to fit")
+            table = F.item_feature_table(items).reindex(self.vocabularies[F.ITEM_ID])
             empty = [F.PAD] * F.MAX_GENRES
-            genres = [empty] + [g if isinstance(g, list) else empty for g in it[F.GENRES]]
-            side[F.GENRES] = tf.constant(genres, dtype=tf.string)
-            side[F.YEAR] = tf.constant([0] + it[F.YEAR].fillna(0).astype(np.int64).tolist(), dtype=tf.int64)
-        self._side = side
-        self._side_items = items is not None
-        self._side_users = users is not None
+            genres = [empty] + [g if isinstance(g, list) else empty for g in table[F.GENRES]]
+            self.side_tables[F.GENRES].assign(np.asarray(genres, dtype=object).astype(bytes))
+            self.side_tables[F.YEAR].assign(np.concatenate([[0], table[F.YEAR].fillna(0).to_numpy(np.int64)]))
+
+    def _user_index(self, user_id):
+        return self.side_user_lookup(user_id)
+
+    def _item_index(self, item_id):
+        return self.side_item_lookup(item_id)
 
     def features_from_ids(self, user_id: tf.Tensor, item_id: tf.Tensor) -> dict:
-        """The full feature dict for raw ids (strings [B]), features gathered in-graph."""
+        """The model's feature dict for raw ids (tf.string [batch]), side features gathered in-graph.
+
+        Unknown ids get the neutral values the pipelines use for rows missing from a side table
+        (``""``, age 0, year 0, all-padding genres).
+        """
         feats = {F.USER_ID: user_id, F.ITEM_ID: item_id}
-        side = self._side or {}
+        side = self.side_tables
         if F.GENDER in side:
             u = self._user_index(user_id)
-            for name in (F.GENDER, F.AGE, F.OCCUPATION, F.ZIP):
+            for name in _USER_SIDE:
                 feats[name] = tf.gather(side[name], u)
         if F.GENRES in side:
             i = self._item_index(item_id)
-            feats[F.GENRES] = tf.gather(side[F.GENRES], i)
-            feats[F.YEAR] = tf.gather(side[F.YEAR], i)
+            for name in _ITEM_SIDE:
+                feats[name] = tf.gather(side[name], i)
         return feats
 
-    def _user_index(self, user_id):
-        return self._side_user_lookup(user_id)
-
-    def _item_index(self, item_id):
-        return self._side_item_lookup(item_id)
-
-    def _make_side_lookups(self) -> None:
-        # Separate from the model's own lookups so models without side features stay unchanged.
-        self._side_user_lookup = string_lookup(self.vocabularies[F.USER_ID], "side_user_lookup")
-        self._side_item_lookup = string_lookup(self.vocabularies[F.ITEM_ID], "side_item_lookup")
-
     def call_ids(self, user_id: tf.Tensor, item_id: tf.Tensor) -> tf.Tensor:
-        """Model output ([B]) from raw string ids alone."""
+        """The model's output (float32 [batch]) from raw string ids alone (tf.function friendly)."""
         return tf.reshape(self(self.features_from_ids(user_id, item_id), training=False), [-1])
+
+    def ranking_scores(self, features: dict) -> tf.Tensor:
+        """Scores used to rank items (default: the model output), float32 [batch]."""
+        return tf.reshape(self(features, training=False), [-1])
+
+    def serving_function(self, output_name: str = "rating"):
+        """A ``tf.function`` ``(user_id [None] str, item_id [None] str) -> {output_name: [None] float32}``.
+
+        Suitable as a SavedModel signature: features are looked up inside the model.
+        """
+        self._check_built()
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=F.USER_ID),
+                                      tf.TensorSpec([None], tf.string, name=F.ITEM_ID)])
+        def serve(user_id, item_id):
+            return {output_name: self.call_ids(user_id, item_id)}
+
+        return serve
 
     # -- training ----------------------------------------------------------------------------------
     def fit(self, x=None, y=None, *, items: Optional[pd.DataFrame] = None, users: Optional[pd.DataFrame] = None,
             validation_data=None, validation_fraction: float = 0.1, epochs: Optional[int] = None,
-            batch_size: Optional[int] = None, pipeline: Optional[str] = None, verbose=1, callbacks=None, **kwargs):
-        """Fit on a ratings DataFrame (tfrec) or on a tf.data.Dataset / arrays (plain Keras)."""
-        if not isinstance(x, pd.DataFrame):
-            return tf.keras.Model.fit(self, x, y, validation_data=validation_data, epochs=epochs or 1,
-                                      batch_size=batch_size, verbose=verbose, callbacks=callbacks, **kwargs)
-        return self._fit_frame(x, items=items, users=users, validation_data=validation_data,
-                               validation_fraction=validation_fraction, epochs=epochs or self.epochs,
-                               batch_size=batch_size or self.batch_size, pipeline=pipeline or self.pipeline,
-                               verbose=verbose, callbacks=callbacks)
+            batch_size: Optional[int] = None, pipeline: Optional[str] = None, verbose="auto", callbacks=None,
+            **kwargs):
+        """Fit on a ratings DataFrame (tfrec) or on a ``tf.data.Dataset`` / arrays (plain Keras).
+
+        With a DataFrame ``x`` (columns ``user_id``, ``item_id`` and the label, e.g. ``rating``):
+        fits vocabularies (first call only), builds the layers and side tables, holds out a random
+        ``validation_fraction`` of ``x`` (or uses ``validation_data``, a DataFrame) for early
+        stopping on the validation loss with ``patience`` and best-weight restoring, and trains for
+        at most ``epochs`` (default: the constructor's) epochs. Returns ``self``; ``history_`` holds
+        the per-epoch metrics and ``fit_seconds_`` the wall time of the whole call.
+
+        Anything else is passed to Keras ``fit`` unchanged (``epochs`` defaults to 1 there, as in
+        Keras) and its ``History`` is returned; the model must be built (fitted on a DataFrame
+        once, or constructed with ``vocabularies``).
+
+        Args:
+          items, users: side tables for models that use item / user features.
+          validation_fraction: share of ``x`` held out for early stopping (0: no early stopping).
+          pipeline: ``"tensor"`` or ``"generator"`` (default: the constructor's).
+          verbose, callbacks, **kwargs: as for Keras ``fit``.
+        """
+        if isinstance(x, pd.DataFrame):
+            if y is not None:
+                raise ConfigError("fit(DataFrame) takes no y: the label is the frame's "
+                                  f"{self.label_key or 'implicit'!r} column")
+            return self._fit_frame(
+                x, items=items, users=users, validation_data=validation_data,
+                validation_fraction=check_fraction("validation_fraction", validation_fraction),
+                epochs=check_positive_int("epochs", epochs) if epochs is not None else self.epochs,
+                batch_size=check_positive_int("batch_size", batch_size) if batch_size is not None else self.batch_size,
+                pipeline=self._check_pipeline(pipeline), verbose=verbose, callbacks=callbacks, **kwargs)
+        if not self.is_built_:
+            raise ConfigError(f"{type(self).__name__}.fit({type(x).__name__}) needs a built model: fit on a ratings "
+                              "DataFrame first, or construct it with vocabularies=")
+        if not getattr(self, "_is_compiled", False):
+            self._compile_default()
+        return super().fit(x, y, validation_data=validation_data, epochs=epochs or 1, batch_size=batch_size,
+                           verbose=verbose, callbacks=callbacks, **kwargs)
+
+    def _check_pipeline(self, pipeline) -> str:
+        if pipeline is None:
+            return self.pipeline
+        if pipeline not in PIPELINES:
+            raise ConfigError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}")
+        return pipeline
 
     def _prepare(self, train: pd.DataFrame, items, users) -> None:
-        """Vocabularies, layers, side tables and recommender state from the training frame."""
+        """Vocabularies (first fit only), layers, side tables and recommender state from train."""
         from tfrec.data.vocab import fit_vocabularies
 
         self._remember_training_data(train)
         if self.vocabularies is None:
             vocabs = fit_vocabularies(train, items=items if self.uses_side_features else None,
                                       users=users if self.uses_side_features else None)
-            self.vocabularies = {k: v.values for k, v in vocabs.items()}
-            self._build_layers()
-        self._make_side_lookups()
-        self._set_side_tables(items if self.uses_side_features else None,
-                              users if self.uses_side_features else None)
+            self.vocabularies = _normalise_vocabularies(vocabs)
+            self._build()
+        self._set_side_tables(items, users)
 
-    def _training_frame(self, train: pd.DataFrame) -> pd.DataFrame:
-        """The rows Keras trains on (NeuMF's implicit objective adds sampled negatives)."""
+    def _training_frame(self, train: pd.DataFrame, epoch: int = 0) -> pd.DataFrame:
+        """The rows Keras trains on in ``epoch`` (NeuMF's implicit objective adds sampled negatives)."""
         return train
 
+    def _validation_frame(self, val: pd.DataFrame) -> pd.DataFrame:
+        return val
+
+    #: True when ``_training_frame`` gives new rows every epoch (one Keras ``fit`` call per epoch).
+    resample_each_epoch: bool = False
+
     def _feature_subset(self) -> list:
-        names = list(self.feature_names)
-        side = self._side or {}
-        return [n for n in names if n in (F.USER_ID, F.ITEM_ID) or n in side]
+        return [n for n in self.feature_names if n in (F.USER_ID, F.ITEM_ID) or n in self.side_tables]
 
     def _dataset(self, frame, items, users, *, batch_size, pipeline, shuffle, seed):
+        """A ``make_dataset`` pipeline over ``frame`` with the features this model reads."""
         from tfrec.data.pipelines import make_dataset
 
-        use_items = items if (self.uses_side_features and items is not None) else None
-        use_users = users if (self.uses_side_features and users is not None) else None
-        return make_dataset(frame, items=use_items, users=use_users, pipeline=pipeline, batch_size=batch_size,
-                            shuffle=shuffle, seed=seed, label_key=self.label_key,
-                            features=self._feature_subset() + [self.label_key])
+        names = self._feature_subset() + ([self.label_key] if self.label_key else [])
+        kwargs = dict(items=items if self.has_item_features else None,
+                      users=users if self.has_user_features else None, pipeline=pipeline,
+                      label_key=self.label_key, features=names)
+        if shuffle:
+            return shuffled_batches(frame, batch_size=batch_size, seed=seed, **kwargs)
+        # Evaluation data: one pass in order, batches cached after the first epoch.
+        return make_dataset(frame, batch_size=batch_size, shuffle=False, cache=False, **kwargs).cache()
 
     def _compile_default(self) -> None:
         self.compile(optimizer=tf.keras.optimizers.Adam(self.learning_rate), loss=self._default_loss(),
@@ -230,82 +440,151 @@ class KerasRecommender(RecommenderMixin):
         return [tf.keras.metrics.RootMeanSquaredError(name="rmse")]
 
     def _default_steps_per_execution(self) -> int:
-        # Tiny models are dominated by Keras' per-step Python overhead: run several steps per call.
-        return 16
+        # Tiny models are dominated by Keras' per-step Python overhead: run many steps per call.
+        return getattr(self, "steps_per_execution", 32)
 
-    def _fit_frame(self, train, *, items, users, validation_data, validation_fraction, epochs, batch_size, pipeline,
-                   verbose, callbacks):
-        validate_ratings_frame(train, need_rating=self.label_key == F.RATING)
-        tf.keras.utils.set_random_seed(self.seed)
-        if validation_data is None and validation_fraction:
+    def _split_validation(self, train, validation_data, validation_fraction):
+        if validation_data is not None:
+            if not isinstance(validation_data, pd.DataFrame):
+                raise ConfigError("validation_data for fit(DataFrame) must be a ratings DataFrame, got "
+                                  f"{type(validation_data).__name__}")
+            validate_ratings_frame(validation_data, name="validation_data", need_rating=self.label_key == F.RATING)
+            return train, validation_data
+        if validation_fraction > 0:
             from tfrec.data.splits import random_split
 
             fit_part, val_part = random_split(train, test_fraction=validation_fraction, seed=self.seed)
-        else:
-            fit_part, val_part = train, validation_data
-        # Vocabularies and recommender state come from the whole training split (validation
-        # rows are training data the model is not fitted on, not held-out data).
+            if len(fit_part) == 0 or len(val_part) == 0:
+                raise DataError(f"train has {len(train)} rows: too few to hold out validation_fraction="
+                                f"{validation_fraction}")
+            return fit_part, val_part
+        return train, None
+
+    def _fit_frame(self, train, *, items, users, validation_data, validation_fraction, epochs, batch_size, pipeline,
+                   verbose, callbacks, **kwargs):
+        t0 = time.perf_counter()
+        validate_ratings_frame(train, need_rating=self.label_key == F.RATING)
+        # Seeds Python, NumPy and TensorFlow so a fit is repeatable for a given seed.
+        tf.keras.utils.set_random_seed(self.seed)
+        fit_part, val_part = self._split_validation(train, validation_data, validation_fraction)
+        # Vocabularies and recommender state come from the whole training frame: validation rows
+        # are training data the model is not fitted on, not held-out test data.
         self._prepare(train, items, users)
         if not getattr(self, "_is_compiled", False):
             self._compile_default()
-        fit_frame = self._training_frame(fit_part)
-        ds = self._dataset(fit_frame, items, users, batch_size=batch_size, pipeline=pipeline, shuffle=True,
-                           seed=self.seed)
         val_ds = None
-        cbs = list(callbacks or [])
-        if val_part is not None and len(val_part):
-            val_frame = self._validation_frame(val_part)
-            val_ds = self._dataset(val_frame, items, users, batch_size=8192, pipeline="tensor", shuffle=False,
+        if val_part is not None:
+            val_ds = self._dataset(self._validation_frame(val_part), items, users,
+                                   batch_size=self.validation_batch_size, pipeline="tensor", shuffle=False,
                                    seed=self.seed)
-            cbs.append(tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
-                                                        restore_best_weights=True))
-        t0 = time.perf_counter()
-        history = tf.keras.Model.fit(self, ds, validation_data=val_ds, epochs=epochs, verbose=verbose, callbacks=cbs)
+        if self.resample_each_epoch:
+            history = self._fit_resampling(fit_part, val_ds, items=items, users=users, epochs=epochs,
+                                           batch_size=batch_size, pipeline=pipeline, verbose=verbose,
+                                           callbacks=callbacks, **kwargs)
+        else:
+            cbs = list(callbacks or [])
+            if val_ds is not None:
+                cbs.append(tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
+                                                            restore_best_weights=True))
+            ds = self._dataset(self._training_frame(fit_part), items, users, batch_size=batch_size,
+                               pipeline=pipeline, shuffle=True, seed=self.seed)
+            history = super().fit(ds, validation_data=val_ds, epochs=epochs, verbose=verbose, callbacks=cbs,
+                                  **kwargs).history
+        self.history_ = {k: [float(v) for v in vs] for k, vs in history.items()}
         self.fit_seconds_ = time.perf_counter() - t0
-        self.history_ = history.history
         return self
 
-    def _validation_frame(self, val: pd.DataFrame) -> pd.DataFrame:
-        return val
+    def _fit_resampling(self, fit_part, val_ds, *, items, users, epochs, batch_size, pipeline, verbose, callbacks,
+                        **kwargs) -> dict:
+        """One Keras ``fit`` call per epoch on fresh rows, early stopping on ``val_loss`` by hand."""
+        history: dict = {}
+        best, best_weights, waited = np.inf, None, 0
+        for epoch in range(epochs):
+            frame = self._training_frame(fit_part, epoch)
+            ds = self._dataset(frame, items, users, batch_size=batch_size, pipeline=pipeline, shuffle=True,
+                               seed=self.seed + epoch)
+            h = super().fit(ds, validation_data=val_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose,
+                            callbacks=callbacks, **kwargs).history
+            for k, v in h.items():
+                history.setdefault(k, []).extend(v)
+            if val_ds is None:
+                continue
+            current = h["val_loss"][-1]
+            if current < best:
+                best, best_weights, waited = current, self.get_weights(), 0
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        if best_weights is not None:
+            self.set_weights(best_weights)
+        return history
 
     def restore(self, train: pd.DataFrame, *, items=None, users=None, weights: Optional[str] = None):
-        """Rebuild a fitted model (from ``from_config``) with its side tables and weights."""
-        if self.vocabularies is None:
-            raise ConfigError("restore needs a model built from a config that includes its vocabularies")
+        """Rebuild a fitted model made by ``from_config``: side tables, recommender state, weights.
+
+        Args:
+          train: the training ratings (catalog, seen items and popularity for ``recommend``).
+          items, users: the side tables the model was fitted with (if it uses them).
+          weights: a checkpoint written by ``save_weights`` (optional).
+        """
+        self._check_built()
         self._prepare(train, items, users)
-        # One call builds every layer so the checkpoint's variables have somewhere to go.
-        self.call_ids(tf.constant([self.vocabularies[F.USER_ID][0]]), tf.constant([self.vocabularies[F.ITEM_ID][0]]))
+        self._build_all_variables()
         if weights is not None:
             self.load_weights(weights).expect_partial()
         return self
 
+    def _build_all_variables(self) -> None:
+        """One forward pass so every layer creates its variables (e.g. before ``load_weights``)."""
+        self.call_ids(tf.constant(self.vocabularies[F.USER_ID][:1]), tf.constant(self.vocabularies[F.ITEM_ID][:1]))
+
+    def _check_built(self) -> None:
+        if not self.is_built_:
+            raise ConfigError(f"{type(self).__name__} has no layers yet: call fit(train) first, or construct it "
+                              "with vocabularies= (e.g. from_config of a fitted model)")
+
     # -- prediction and the recommender contract ---------------------------------------------------
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)])
     def _call_ids_fn(self, user_id, item_id):
         return self.call_ids(user_id, item_id)
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)])
+    def _ranking_fn(self, user_id, item_id):
+        return self.ranking_scores(self.features_from_ids(user_id, item_id))
+
     def predict_ratings(self, user_ids, item_ids, batch_size: int = 65536) -> np.ndarray:
-        """Model output for (user, item) pairs of raw ids, as a float numpy array [n]."""
-        self._check_fitted()
-        users = np.asarray(_to_str_list(np.asarray(user_ids, dtype=object).reshape(-1)), dtype=object)
-        items = np.asarray(_to_str_list(np.asarray(item_ids, dtype=object).reshape(-1)), dtype=object)
+        """The model output for (user, item) pairs of raw ids: float32 numpy array [n].
+
+        Ids may be str, bytes or ints (compared as strings); unknown ids use the OOV rows.
+        """
+        return self._pairs(self._call_ids_fn, user_ids, item_ids, batch_size)
+
+    def _pairs(self, fn, user_ids, item_ids, batch_size: int) -> np.ndarray:
+        self._check_built()
+        users, items = _as_str_array(user_ids), _as_str_array(item_ids)
         if len(users) != len(items):
-            raise ConfigError(f"predict_ratings: {len(users)} user ids but {len(items)} item ids")
-        out = []
-        for s in range(0, len(users), batch_size):
-            out.append(self._call_ids_fn(tf.constant(users[s:s + batch_size].astype(str)),
-                                         tf.constant(items[s:s + batch_size].astype(str))).numpy())
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+            raise DataError(f"predict_ratings: {len(users)} user ids but {len(items)} item ids")
+        batch_size = check_positive_int("batch_size", batch_size)
+        out = [fn(tf.constant(users[s:s + batch_size].astype(str)), tf.constant(items[s:s + batch_size].astype(str)))
+               .numpy() for s in range(0, len(users), batch_size)]
+        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, dtype=np.float32)
 
     def _score_users(self, user_ids) -> np.ndarray:
+        """Ranking scores of every catalog item for known users, a chunk of users at a time."""
         n = len(self.catalog_)
-        users = np.repeat(np.asarray(user_ids, dtype=object), n)
-        items = np.tile(self.catalog_, len(user_ids))
-        return self.predict_ratings(users, items).reshape(len(user_ids), n).astype(np.float64)
+        ids = np.asarray(user_ids, dtype=object)
+        chunk = max(1, 262144 // max(n, 1))
+        out = []
+        for s in range(0, len(ids), chunk):
+            part = ids[s:s + chunk]
+            scores = self._pairs(self._ranking_fn, np.repeat(part, n), np.tile(self.catalog_, len(part)), 1 << 30)
+            out.append(scores.reshape(len(part), n))
+        return np.concatenate(out).astype(np.float64) if out else np.zeros((0, n))
 
     def item_vectors(self) -> np.ndarray:  # pragma: no cover - abstract
-        """[n_catalog, d] vectors for ``similar_items`` (cosine)."""
-        raise NotImplementedError
+        """[n_catalog, d] item vectors for ``similar_items`` (cosine), rows in ``catalog_`` order."""
+        raise NotImplementedError(f"{type(self).__name__} does not define item vectors")
 
     def _similar_scores(self, item_positions) -> np.ndarray:
         v = np.asarray(self.item_vectors(), dtype=np.float64)
@@ -313,5 +592,6 @@ class KerasRecommender(RecommenderMixin):
         return v[item_positions] @ v.T
 
     def _embedding_rows(self, lookup, table, ids) -> np.ndarray:
-        idx = lookup(tf.constant(np.asarray(ids, dtype=object).astype(str)))
+        """Rows of an embedding ``table`` for raw ``ids`` through ``lookup`` (numpy)."""
+        idx = lookup(tf.constant(_as_str_array(ids).astype(str)))
         return tf.gather(table, idx).numpy()
