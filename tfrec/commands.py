@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # serve / recommend
     p = sub.add_parser("serve", help="serve exports over TensorFlow Serving's REST API (tensorflow_model_server flags)")
-    from tfrec.serving.cli import add_recommend_arguments, add_serve_arguments, run_recommend, run_serve
+    from tfrec.serving.serve_cli import add_recommend_arguments, add_serve_arguments, run_recommend, run_serve
 
     add_serve_arguments(p)
     p.set_defaults(func=run_serve)

@@ -15,84 +15,103 @@ from tfrec.models.layers import side_feature_layers
 class FactorizationMachine(KerasRecommender, tf.keras.Model):
     """Second-order factorization machine (Rendle, 2010) over the fields present in the data.
 
-    ``y = w0 + sum_f w_f + sum_{f<g} <v_f, v_g>`` where each field ``f`` (user id, item id, gender,
-    age code, occupation, zip prefix, genres (mean of genre vectors), year bucket) has a scalar
-    weight ``w_f`` and a factor ``v_f``; the pairwise sum uses the O(k n) identity
-    ``0.5 * ((sum v)^2 - sum v^2)``. Fields a dataset lacks (no demographics) are simply absent.
+    Each field ``f`` -- user id, item id, and when the data has them gender, age code, occupation,
+    zip prefix (user features), genres (the mean of the item's genre vectors: a multi-hot field)
+    and release-year bucket (item features) -- has a linear weight ``w_f`` and a factor ``v_f``::
 
-    Inputs: feature dict (``user_id``, ``item_id`` tf.string [batch]; optional ``gender``,
-    ``occupation``, ``zip`` tf.string, ``age``, ``year`` tf.int64 [batch], ``genres`` tf.string
-    [batch, MAX_GENRES]). Output: rating float32 [batch].
+        y = w0 + sum_f w_f + sum_{f<g} <v_f, v_g>
+          = w0 + sum_f w_f + 0.5 * sum_k ((sum_f v_fk)^2 - sum_f v_fk^2)     # O(k n), not O(k n^2)
+
+    Fields a dataset lacks (ml-latest has no demographics) are simply absent; which ones the model
+    uses is fixed by the vocabularies of its first ``fit`` (``items=``/``users=`` given or not).
+    Loss: mean squared error plus, per example, ``l2 * sum_f |v_f|^2 + linear_l2 * sum_f w_f^2``
+    (each parameter penalised once per example it appears in, as in libFM's SGD).
+
+    Inputs: feature dict with ``user_id``, ``item_id`` (tf.string [batch]) and, when the model
+    uses them, ``gender``, ``occupation``, ``zip`` (tf.string [batch]), ``age``, ``year``
+    (tf.int64 [batch]) and ``genres`` (tf.string [batch, MAX_GENRES], padded with ""). Output:
+    rating, float32 [batch]. ``call_ids(user_id, item_id)`` looks the features up itself.
 
     Args:
       embedding_dim: factor size k.
-      l2: L2 weight decay on factors and weights.
-      learning_rate, batch_size, epochs, patience, seed, pipeline, vocabularies: as in
-        :class:`~tfrec.models.mf.MatrixFactorization`.
+      l2: per-example penalty on the factors.
+      linear_l2: per-example penalty on the linear weights.
+      learning_rate, batch_size, epochs, patience, seed, pipeline, steps_per_execution,
+        vocabularies: as in :class:`~tfrec.models.mf.MatrixFactorization`.
+      global_mean: initial w0 (set to the training mean by the first ``fit``).
 
     Example:
       >>> fm = FactorizationMachine(embedding_dim=16).fit(train, items=items, users=users)  # doctest: +SKIP
+      >>> fm.predict_ratings(["1"], ["50"])                                                 # doctest: +SKIP
     """
 
     feature_names = (F.USER_ID, F.ITEM_ID) + F.USER_FEATURES + F.ITEM_FEATURES
     uses_side_features = True
 
-    def __init__(self, embedding_dim: int = 32, l2: float = 1e-4, learning_rate: float = 3e-3,
-                 batch_size: int = 4096, epochs: int = 40, patience: int = 2, seed: int = 0,
-                 pipeline: str = "tensor", vocabularies: Optional[dict] = None, global_mean: float = 3.5, **kwargs):
+    def __init__(self, embedding_dim: int = 32, l2: float = 0.1, linear_l2: float = 0.01,
+                 learning_rate: float = 5e-3, batch_size: int = 1024, epochs: int = 40, patience: int = 2,
+                 seed: int = 0, pipeline: str = "tensor", steps_per_execution: int = 32,
+                 vocabularies: Optional[dict] = None, global_mean: float = 3.5, **kwargs):
         super().__init__(**kwargs)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         self.l2 = check_non_negative("l2", l2)
+        self.linear_l2 = check_non_negative("linear_l2", linear_l2)
         self.global_mean = float(global_mean)
         self._init_common(vocabularies=vocabularies, learning_rate=learning_rate, batch_size=batch_size,
-                          epochs=epochs, patience=patience, seed=seed, pipeline=pipeline)
+                          epochs=epochs, patience=patience, seed=seed, pipeline=pipeline,
+                          steps_per_execution=steps_per_execution)
 
     def _prepare(self, train, items, users) -> None:
-        if self.vocabularies is None and "rating" in train:
-            self.global_mean = float(train["rating"].mean())
+        if self.vocabularies is None and F.RATING in train:
+            self.global_mean = float(train[F.RATING].mean())
         super()._prepare(train, items, users)
 
     def _build_layers(self) -> None:
-        reg = tf.keras.regularizers.l2(self.l2) if self.l2 else None
+        v = self.vocabularies
         init = tf.keras.initializers.RandomNormal(stddev=0.01, seed=self.seed)
-        self.user_lookup = string_lookup(self.vocabularies[F.USER_ID], "user_lookup")
-        self.item_lookup = string_lookup(self.vocabularies[F.ITEM_ID], "item_lookup")
-        n_u, n_i = len(self.vocabularies[F.USER_ID]) + 1, len(self.vocabularies[F.ITEM_ID]) + 1
-        self.user_factor = tf.keras.layers.Embedding(n_u, self.embedding_dim, embeddings_initializer=init,
-                                                     embeddings_regularizer=reg, name="user_factor")
-        self.item_factor = tf.keras.layers.Embedding(n_i, self.embedding_dim, embeddings_initializer=init,
-                                                     embeddings_regularizer=reg, name="item_factor")
-        self.user_weight = tf.keras.layers.Embedding(n_u, 1, embeddings_initializer="zeros",
-                                                     embeddings_regularizer=reg, name="user_weight")
-        self.item_weight = tf.keras.layers.Embedding(n_i, 1, embeddings_initializer="zeros",
-                                                     embeddings_regularizer=reg, name="item_weight")
-        # Side fields: a factor (dim k) and a linear weight (a dense map of the same embedding).
-        self.side_factors = side_feature_layers(self.vocabularies, self.embedding_dim, self.seed, prefix="fm_")
-        self.side_weights = {name: tf.keras.layers.Dense(1, use_bias=False, kernel_regularizer=reg, name=f"w_{name}")
-                             for name in self.side_factors}
+        self.user_lookup = string_lookup(v[F.USER_ID], "user_lookup")
+        self.item_lookup = string_lookup(v[F.ITEM_ID], "item_lookup")
+        n_u, n_i = len(v[F.USER_ID]) + 1, len(v[F.ITEM_ID]) + 1
+        emb = tf.keras.layers.Embedding
+        self.user_factor = emb(n_u, self.embedding_dim, embeddings_initializer=init, name="user_factor")
+        self.item_factor = emb(n_i, self.embedding_dim, embeddings_initializer=init, name="item_factor")
+        self.user_weight = emb(n_u, 1, embeddings_initializer="zeros", name="user_weight")
+        self.item_weight = emb(n_i, 1, embeddings_initializer="zeros", name="item_weight")
+        # Side fields (only those the vocabularies cover): a factor layer and a weight layer each.
+        side = {k: v[k] for k in (F.GENDER, F.OCCUPATION, F.ZIP, F.GENRES) if k in v and self.uses_side_features}
+        self.side_factors = side_feature_layers(side, self.embedding_dim, self.seed, prefix="fm_v_")
+        self.side_weights = side_feature_layers(side, 1, self.seed, prefix="fm_w_")
         self.bias = self.add_weight(name="global_bias", shape=(),
                                     initializer=tf.keras.initializers.Constant(self.global_mean))
 
-    def _fields(self, features):
+    @property
+    def fields(self) -> list:
+        """Names of the fields this model uses, in order."""
+        return [F.USER_ID, F.ITEM_ID] + list(self.side_factors)
+
+    def _field_tensors(self, features):
+        """(factors [batch, n_fields, k], weights [batch, n_fields]) for a feature dict."""
         u = self.user_lookup(features[F.USER_ID])
         i = self.item_lookup(features[F.ITEM_ID])
         factors = [self.user_factor(u), self.item_factor(i)]
-        linear = [self.user_weight(u), self.item_weight(i)]
+        weights = [self.user_weight(u), self.item_weight(i)]
         for name, layer in self.side_factors.items():
-            if name in features:
-                v = layer(features[name])
-                factors.append(v)
-                linear.append(self.side_weights[name](v))
-        return factors, linear
+            factors.append(layer(features[name]))
+            weights.append(self.side_weights[name](features[name]))
+        return tf.stack(factors, axis=1), tf.concat(weights, axis=-1)
 
     def call(self, features, training=False):
-        factors, linear = self._fields(features)
-        v = tf.stack(factors, axis=1)  # [batch, fields, k]
+        v, w = self._field_tensors(features)
         pairwise = 0.5 * tf.reduce_sum(tf.square(tf.reduce_sum(v, axis=1)) - tf.reduce_sum(tf.square(v), axis=1), -1)
-        return self.bias + tf.add_n([tf.squeeze(w, -1) for w in linear]) + pairwise
+        if training and (self.l2 or self.linear_l2):
+            penalty = self.l2 * tf.reduce_sum(tf.square(v), axis=[1, 2]) + self.linear_l2 * tf.reduce_sum(
+                tf.square(w), axis=1)
+            self.add_loss(tf.reduce_mean(penalty))
+        return self.bias + tf.reduce_sum(w, axis=1) + pairwise
 
     def get_config(self) -> dict:
-        return {"embedding_dim": self.embedding_dim, "l2": self.l2, "global_mean": self.global_mean,
+        return {"embedding_dim": self.embedding_dim, "l2": self.l2, "linear_l2": self.linear_l2,
+                "global_mean": self.global_mean, "steps_per_execution": self._steps_per_execution_setting,
                 **self._common_config()}
 
     def item_vectors(self) -> np.ndarray:

@@ -157,7 +157,7 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
             "use_bias": self.use_bias,
             "rating_range": list(self.rating_range) if self.rating_range is not None else None,
             "global_mean": self.global_mean,
-            "steps_per_execution": self.steps_per_execution,
+            "steps_per_execution": self._steps_per_execution_setting,
             **self._common_config(),
         }
 

@@ -1,0 +1,132 @@
+"""`tfrec serve` (tensorflow_model_server's flags) and `tfrec recommend`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tfrec.errors import ConfigError
+
+
+def _bool(value: str) -> bool:
+    v = str(value).lower()
+    if v in ("1", "true", "yes"):
+        return True
+    if v in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``tensorflow_model_server`` that apply to a REST-only server."""
+    p.add_argument("--rest_api_port", type=int, default=8501, help="REST port (default: %(default)s)")
+    p.add_argument("--rest_api_host", default="127.0.0.1",
+                   help="address to bind (default: %(default)s; TF Serving binds 0.0.0.0)")
+    p.add_argument("--model_name", default=None, help="serve one model under this name (with --model_base_path)")
+    p.add_argument("--model_base_path", default=None, help="folder holding the model's integer version folders")
+    p.add_argument("--model_config_file", default=None, help="a ModelServerConfig text proto (models.config)")
+    p.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False,
+                   help="merge concurrent predict requests into batches")
+    p.add_argument("--batching_parameters_file", default=None, help="BatchingParameters text proto")
+    p.add_argument("--monitoring_config_file", default=None, help="MonitoringConfig text proto (Prometheus)")
+    p.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                   help="seconds between scans of the base paths for new versions (0: scan once)")
+    p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
+                   help="accepted for compatibility; the config file is read once")
+    p.add_argument("--port", type=int, default=None, help="gRPC port of tensorflow_model_server: not served here")
+
+
+def build_server(args):
+    """(app, manager) from parsed flags."""
+    from tfrec.serving.app import create_app
+    from tfrec.serving.model_manager import ModelManager
+    from tfrec.serving.server_config import (
+        BatchingParameters,
+        ModelEntry,
+        load_model_config,
+        parse_batching_parameters,
+        parse_monitoring_config,
+    )
+
+    if args.model_config_file and (args.model_name or args.model_base_path):
+        raise ConfigError("give either --model_config_file or --model_name with --model_base_path, not both")
+    if args.model_config_file:
+        entries = load_model_config(args.model_config_file)
+    elif args.model_base_path:
+        entries = [ModelEntry(name=args.model_name or "default", base_path=Path(args.model_base_path))]
+    else:
+        raise ConfigError("nothing to serve: give --model_config_file, or --model_name and --model_base_path")
+    for e in entries:
+        if not e.base_path.is_dir():
+            raise ConfigError(f"model {e.name!r}: base path {e.base_path} does not exist")
+    batching = None
+    if args.enable_batching:
+        batching = BatchingParameters()
+        if args.batching_parameters_file:
+            path = Path(args.batching_parameters_file)
+            if not path.is_file():
+                raise ConfigError(f"--batching_parameters_file: {path} does not exist")
+            batching = parse_batching_parameters(path.read_text(), str(path))
+    monitoring = None
+    if args.monitoring_config_file:
+        path = Path(args.monitoring_config_file)
+        if not path.is_file():
+            raise ConfigError(f"--monitoring_config_file: {path} does not exist")
+        monitoring = parse_monitoring_config(path.read_text(), str(path))
+    manager = ModelManager(entries, poll_seconds=args.file_system_poll_wait_seconds)
+    manager.refresh()
+    for e in entries:
+        if not manager.versions(e.name):
+            detail = "; ".join(f"{k}: {v}" for k, v in manager.errors.items() if k.startswith(e.name + "/"))
+            print(f"tfrec serve: warning: no servable version of {e.name!r} under {e.base_path}"
+                  + (f" ({detail})" if detail else ""), file=sys.stderr)
+    return create_app(manager, batching=batching, monitoring=monitoring), manager
+
+
+def run_serve(args) -> int:
+    import uvicorn
+
+    app, manager = build_server(args)
+    manager.start_polling()
+    names = ", ".join(f"{n} (versions {sorted(manager.versions(n))})" for n in manager.entries)
+    print(f"tfrec serve: {names} on http://{args.rest_api_host}:{args.rest_api_port}", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(app, host=args.rest_api_host, port=args.rest_api_port, log_level="warning", access_log=False)
+    finally:
+        manager.stop()
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ recommend
+def add_recommend_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default="http://127.0.0.1:8501", help="server URL (default: %(default)s)")
+    p.add_argument("--model", default="two_tower", help="model name on the server (default: %(default)s)")
+    p.add_argument("--user", required=True, help="raw MovieLens user id, e.g. 1")
+    p.add_argument("--k", type=int, default=10, help="number of items (default: %(default)s)")
+    p.add_argument("--dataset", default="ml-100k", help="dataset for titles (default: %(default)s)")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset (for titles)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run_recommend(args) -> int:
+    import json
+
+    from tfrec.serving.client import Client
+
+    client = Client(args.url, model=args.model)
+    recs = client.recommend(args.user, k=args.k)
+    titles = {}
+    try:
+        from tfrec.data import load_movielens
+
+        items = load_movielens(args.dataset, data_dir=args.data_dir, download=False).items
+        titles = dict(zip(items["item_id"], items["title"]))
+    except Exception:  # titles are a nicety; ids are the answer
+        pass
+    if args.json:
+        print(json.dumps([{"item_id": i, "score": s, "title": titles.get(i)} for i, s in recs], indent=2))
+    else:
+        for rank, (item, score) in enumerate(recs, start=1):
+            print(f"{rank:>3}. {titles.get(item, item)}  (item {item}, score {score:.4f})")
+    return 0
