@@ -304,19 +304,6 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
                           if k in F.USER_FEATURES})
         return feats
 
-    def features_from_ids(self, user_id, item_id):
-        feats = {F.USER_ID: user_id, F.ITEM_ID: item_id}
-        side = self._side or {}
-        if F.GENDER in side:
-            u = self._user_index(user_id)
-            for name in F.USER_FEATURES:
-                feats[name] = tf.gather(side[name], u)
-        if F.GENRES in side:
-            i = self._item_index(item_id)
-            feats[F.GENRES] = tf.gather(side[F.GENRES], i)
-            feats[F.YEAR] = tf.gather(side[F.YEAR], i)
-        return feats
-
     def user_embeddings(self, user_ids, batch_size: int = 4096) -> np.ndarray:
         """Query embeddings [n, d] for raw user ids (demographics looked up for known users)."""
         out = []
@@ -377,14 +364,12 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
         self._cand_cache = None
         return super()._fit_frame(train, **kwargs)
 
+    def _build_all_variables(self):
+        """One loss computation creates both towers' variables (the query alone would not)."""
+        feats = self.features_from_ids(tf.constant(self.vocabularies[F.USER_ID][:2]),
+                                       tf.constant(self.vocabularies[F.ITEM_ID][:2]))
+        return self.compute_loss(feats)
+
     def restore(self, train, *, items=None, users=None, weights=None):
         self._cand_cache = None
-        if self.vocabularies is None:
-            raise ConfigError("restore needs a model built from a config that includes its vocabularies")
-        self._prepare(train, items, users)
-        feats = self.features_from_ids(tf.constant(self.vocabularies[F.USER_ID][:1]),
-                                       tf.constant(self.vocabularies[F.ITEM_ID][:1]))
-        self.compute_loss(feats)
-        if weights is not None:
-            self.load_weights(weights).expect_partial()
-        return self
+        return super().restore(train, items=items, users=users, weights=weights)
