@@ -105,7 +105,9 @@ def make_split(ratings: pd.DataFrame, split: str, *, test_fraction: float = 0.2,
 
 
 def _is_rating_model(model) -> bool:
-    return hasattr(model, "predict_ratings")
+    # Keras rating models train on the rating label (NeuMF's implicit objective and the
+    # two-tower retrieval model do not predict ratings).
+    return hasattr(model, "predict_ratings") and getattr(model, "label_key", None) == "rating"
 
 
 def _can_rank(model) -> bool:

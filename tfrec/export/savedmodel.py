@@ -131,7 +131,12 @@ class RetrievalModule(tf.Module):
         """(positions int64 [B, R], scores float32 [B, R]) before exclusions."""
         if self.use_scann:
             scores, positions = self.index(queries)
-            return tf.cast(positions, tf.int64), scores
+            # ScaNN may return fewer than k_retrieve neighbours (few points in the searched
+            # leaves): pad to a fixed width with invalid positions that _finish masks out.
+            pad = tf.maximum(self.k_retrieve - tf.shape(positions)[1], 0)
+            positions = tf.pad(tf.cast(positions, tf.int64), [[0, 0], [0, pad]], constant_values=-1)
+            scores = tf.pad(scores, [[0, 0], [0, pad]], constant_values=-np.inf)
+            return positions[:, : self.k_retrieve], scores[:, : self.k_retrieve]
         scores = tf.matmul(queries, self.candidates, transpose_b=True)
         top = tf.math.top_k(scores, k=self.k_retrieve, sorted=True)
         return tf.cast(top.indices, tf.int64), top.values
@@ -246,13 +251,14 @@ def choose_scann_params(queries: np.ndarray, cand: np.ndarray, *, k: int = 10, t
     n = len(cand)
     exact = brute_force_top_k(queries, cand, k)
     leaves = int(max(2, min(2000, round(np.sqrt(n)))))
+    kr = int(min(n, k_retrieve or k))
     grid = []
     for frac in (0.05, 0.1, 0.25, 0.5, 1.0):
         search = max(1, int(round(leaves * frac)))
+        # ScaNN returns at most num_reordering_candidates results: keep it >= what we retrieve.
         grid.append({"num_leaves": leaves, "num_leaves_to_search": search,
-                     "num_reordering_candidates": int(min(n, max(100, 4 * k)))})
+                     "num_reordering_candidates": int(min(n, max(kr, 100, 4 * k)))})
     trials = []
-    kr = int(k_retrieve or k)
     for params in grid:
         layer = tfrs.layers.factorized_top_k.ScaNN(k=max(k, min(kr, n)), **params)
         layer.index(tf.constant(cand), tf.range(n, dtype=tf.int64))

@@ -50,7 +50,7 @@ class FactorizationMachine(KerasRecommender, tf.keras.Model):
 
     def __init__(self, embedding_dim: int = 32, l2: float = 0.1, linear_l2: float = 0.01,
                  learning_rate: float = 5e-3, batch_size: int = 1024, epochs: int = 40, patience: int = 2,
-                 seed: int = 0, pipeline: str = "tensor", steps_per_execution: int = 32,
+                 seed: int = 0, pipeline: str = "tensor", steps_per_execution: int = 32, refit: bool = True,
                  vocabularies: Optional[dict] = None, global_mean: float = 3.5, **kwargs):
         super().__init__(**kwargs)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
@@ -59,7 +59,7 @@ class FactorizationMachine(KerasRecommender, tf.keras.Model):
         self.global_mean = float(global_mean)
         self._init_common(vocabularies=vocabularies, learning_rate=learning_rate, batch_size=batch_size,
                           epochs=epochs, patience=patience, seed=seed, pipeline=pipeline,
-                          steps_per_execution=steps_per_execution)
+                          steps_per_execution=steps_per_execution, refit=refit)
 
     def _prepare(self, train, items, users) -> None:
         if self.vocabularies is None and F.RATING in train:
@@ -111,7 +111,7 @@ class FactorizationMachine(KerasRecommender, tf.keras.Model):
 
     def get_config(self) -> dict:
         return {"embedding_dim": self.embedding_dim, "l2": self.l2, "linear_l2": self.linear_l2,
-                "global_mean": self.global_mean, "steps_per_execution": self._steps_per_execution_setting,
+                "global_mean": self.global_mean, "steps_per_execution": self._steps_per_execution_setting, "refit": self.refit,
                 **self._common_config()}
 
     def item_vectors(self) -> np.ndarray:

@@ -82,7 +82,7 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
     def __init__(self, embedding_dim: int = 128, l2: float = 0.05, bias_l2: float = 0.01, use_bias: bool = True,
                  rating_range: Optional[Sequence[float]] = (0.5, 5.5), learning_rate: float = 5e-3,
                  batch_size: int = 4096, epochs: int = 40, patience: int = 2, seed: int = 0,
-                 pipeline: str = "tensor", steps_per_execution: int = 32, vocabularies: Optional[dict] = None,
+                 pipeline: str = "tensor", steps_per_execution: int = 32, refit: bool = True, vocabularies: Optional[dict] = None,
                  global_mean: float = 3.5, **kwargs):
         super().__init__(**kwargs)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
@@ -97,7 +97,7 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
             raise ConfigError(f"global_mean {global_mean!r} must lie inside rating_range {self.rating_range}")
         self._init_common(vocabularies=vocabularies, learning_rate=learning_rate, batch_size=batch_size,
                           epochs=epochs, patience=patience, seed=seed, pipeline=pipeline,
-                          steps_per_execution=steps_per_execution)
+                          steps_per_execution=steps_per_execution, refit=refit)
 
     def _build_layers(self) -> None:
         n_users = len(self.vocabularies[F.USER_ID]) + 1
@@ -157,7 +157,7 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
             "use_bias": self.use_bias,
             "rating_range": list(self.rating_range) if self.rating_range is not None else None,
             "global_mean": self.global_mean,
-            "steps_per_execution": self._steps_per_execution_setting,
+            "steps_per_execution": self._steps_per_execution_setting, "refit": self.refit,
             **self._common_config(),
         }
 
