@@ -55,3 +55,24 @@ def tiny_csv_dir(tmp_path) -> Path:
         "40,Some Untitled Film,(no genres listed)\n"
     )
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A small two-tower and MF trained on synthetic data and exported once for the session.
+
+    Returns a dict with the base dir, the TrainResults and the export infos.
+    """
+    import tfrec
+    from tfrec.data import synthetic_movielens
+    from tfrec.export import export_model
+
+    data = synthetic_movielens(n_users=300, n_items=400, n_ratings=9000, seed=2)
+    base = tmp_path_factory.mktemp("export")
+    runs = tmp_path_factory.mktemp("runs")
+    tt = tfrec.train("two_tower", data, split="leave_last_out", epochs=2, verbose=0, output=runs / "two_tower",
+                     embedding_dim=16, layer_sizes=[32, 16])
+    mf = tfrec.train("mf", data, split="random", epochs=2, verbose=0, output=runs / "mf")
+    tt_info = export_model(runs / "two_tower", name="two_tower", base_dir=base)
+    mf_info = export_model(runs / "mf", name="mf", base_dir=base)
+    return {"base": base, "data": data, "two_tower": tt, "mf": mf, "tt_info": tt_info, "mf_info": mf_info}
