@@ -104,9 +104,9 @@ def run_demo(data_dir=None, *, quick: bool = False, port: int = 0, base_dir="exp
 
     _section("Train: feature-rich two-tower (TFRS), leave-last-out split")
     tt = tfrec.train("two_tower", data, split="leave_last_out", output=runs / f"demo-two_tower-{stamp}",
-                     verbose=0 if quick else 1, **tt_hp)
+                     verbose=0 if quick else 2, **tt_hp)
     _section("Train: matrix factorization with biases, random 80/20 split")
-    mf = tfrec.train("mf", data, split="random", output=runs / f"demo-mf-{stamp}", verbose=0 if quick else 1, **mf_hp)
+    mf = tfrec.train("mf", data, split="random", output=runs / f"demo-mf-{stamp}", verbose=0 if quick else 2, **mf_hp)
 
     _section("Evaluate")
     print(evaluate([tt, mf]).to_string(float_format=lambda v: f"{v:.4f}"))

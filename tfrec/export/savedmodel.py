@@ -84,7 +84,7 @@ class RetrievalModule(tf.Module):
         item_ids, cand = model.candidate_embeddings()
         cand = np.asarray(cand, dtype=np.float32)
         self.n_items, self.dim = cand.shape
-        self.k = int(k)
+        self.k = int(min(k, self.n_items))
         self.k_max = int(min(k_max, self.n_items))
         users = list(model.user_index_)
         user_emb = np.asarray(model.user_embeddings(users), dtype=np.float32)
@@ -111,6 +111,8 @@ class RetrievalModule(tf.Module):
         # Candidates retrieved before exclusions: enough that k_max remain after removing the
         # user's seen items and up to k_max request-time exclusions.
         self.k_retrieve = int(min(self.n_items, self.k_max + max_seen + self.k_max))
+        # serving_default needs only k after the user's seen items are removed.
+        self.k_default = int(min(self.n_items, self.k + max_seen))
         pop = np.asarray(model.popularity_, dtype=np.float64)
         order = np.lexsort((np.arange(len(pop)), -pop))[: self.k_retrieve]
         self.pop_positions = tf.constant(order.astype(np.int64))
@@ -127,18 +129,18 @@ class RetrievalModule(tf.Module):
             self.query_model = model.query_model
 
     # -- core ----------------------------------------------------------------------------------------
-    def _retrieve(self, queries):
-        """(positions int64 [B, R], scores float32 [B, R]) before exclusions."""
+    def _retrieve(self, queries, k_retrieve: int):
+        """(positions int64 [B, k_retrieve], scores float32 [B, k_retrieve]) before exclusions."""
         if self.use_scann:
-            scores, positions = self.index(queries)
-            # ScaNN may return fewer than k_retrieve neighbours (few points in the searched
-            # leaves): pad to a fixed width with invalid positions that _finish masks out.
-            pad = tf.maximum(self.k_retrieve - tf.shape(positions)[1], 0)
+            scores, positions = self.index(queries, k=k_retrieve)
+            # ScaNN may return fewer neighbours than asked (few points in the searched leaves):
+            # pad to a fixed width with invalid positions that _finish masks out.
+            pad = tf.maximum(k_retrieve - tf.shape(positions)[1], 0)
             positions = tf.pad(tf.cast(positions, tf.int64), [[0, 0], [0, pad]], constant_values=-1)
             scores = tf.pad(scores, [[0, 0], [0, pad]], constant_values=-np.inf)
-            return positions[:, : self.k_retrieve], scores[:, : self.k_retrieve]
+            return positions[:, :k_retrieve], scores[:, :k_retrieve]
         scores = tf.matmul(queries, self.candidates, transpose_b=True)
-        top = tf.math.top_k(scores, k=self.k_retrieve, sorted=True)
+        top = tf.math.top_k(scores, k=k_retrieve, sorted=True)
         return tf.cast(top.indices, tf.int64), top.values
 
     def _finish(self, positions, scores, user_rows, exclude_positions, k):
@@ -157,13 +159,13 @@ class RetrievalModule(tf.Module):
         chosen = tf.gather(positions, top.indices, batch_dims=1)
         return {"item_ids": tf.gather(self.item_ids, tf.maximum(chosen, 0)), "scores": top.values}
 
-    def _for_users(self, user_id, k, exclude_positions):
+    def _for_users(self, user_id, k, exclude_positions, k_retrieve: int):
         rows = self.user_table.lookup(user_id)
-        positions, scores = self._retrieve(tf.gather(self.user_embeddings, rows))
+        positions, scores = self._retrieve(tf.gather(self.user_embeddings, rows), k_retrieve)
         batch = tf.shape(user_id)[0]
         known = (rows > 0)[:, None]
-        pop_pos = tf.tile(self.pop_positions[None, :], [batch, 1])
-        pop_sc = tf.tile(self.pop_scores[None, :], [batch, 1])
+        pop_pos = tf.tile(self.pop_positions[None, :k_retrieve], [batch, 1])
+        pop_sc = tf.tile(self.pop_scores[None, :k_retrieve], [batch, 1])
         positions = tf.where(known, positions, pop_pos)
         scores = tf.where(known, scores, pop_sc)
         return self._finish(positions, scores, rows, exclude_positions, k)
@@ -171,7 +173,7 @@ class RetrievalModule(tf.Module):
     # -- signatures ----------------------------------------------------------------------------------
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def serving_default(self, user_id):
-        return self._for_users(user_id, self.k, None)
+        return self._for_users(user_id, self.k, None, self.k_default)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([], tf.int32, name="k"),
@@ -180,7 +182,7 @@ class RetrievalModule(tf.Module):
         tf.debugging.assert_greater_equal(k, 1, message="k must be >= 1")
         tf.debugging.assert_less_equal(k, self.k_max, message=f"k must be <= k_max ({self.k_max})")
         excl = self.item_table.lookup(exclude_item_ids)
-        return self._for_users(user_id, k, excl)
+        return self._for_users(user_id, k, excl, self.k_retrieve)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def user_embedding(self, user_id):
@@ -215,7 +217,7 @@ class RetrievalModule(tf.Module):
         feats = {F.USER_ID: tf.fill(tf.shape(gender), ""), F.GENDER: gender, F.AGE: age_code,
                  F.OCCUPATION: occupation, F.ZIP: tf.strings.substr(zip, 0, F.ZIP_PREFIX_LEN)}
         queries = self.query_model(feats, training=False)
-        positions, scores = self._retrieve(queries)
+        positions, scores = self._retrieve(queries, self.k)
         return self._finish(positions, scores, None, None, self.k)
 
 
@@ -253,7 +255,10 @@ def choose_scann_params(queries: np.ndarray, cand: np.ndarray, *, k: int = 10, t
     leaves = int(max(2, min(2000, round(np.sqrt(n)))))
     kr = int(min(n, k_retrieve or k))
     grid = []
-    for frac in (0.05, 0.1, 0.25, 0.5, 1.0):
+    # Small catalogs gain nothing from pruning leaves (and k-means partitions of a few hundred
+    # points vary run to run): search every leaf and let asymmetric hashing + reordering work.
+    fractions = (1.0,) if n <= 20_000 else (0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+    for frac in fractions:
         search = max(1, int(round(leaves * frac)))
         # ScaNN returns at most num_reordering_candidates results: keep it >= what we retrieve.
         grid.append({"num_leaves": leaves, "num_leaves_to_search": search,
