@@ -127,6 +127,9 @@ class RetrievalModule(tf.Module):
         self.has_features = bool(getattr(model, "use_features", False) and model._side and F.GENDER in model._side)
         if self.has_features:
             self.query_model = model.query_model
+        else:
+            # No demographics: no cold-start signature (tf.saved_model.save would trace it).
+            self.recommend_new_user = None
 
     # -- core ----------------------------------------------------------------------------------------
     def _retrieve(self, queries, k_retrieve: int):
