@@ -1,0 +1,1 @@
+"""Reports: plots a run folder holds (learning curves, embedding maps, ANN recall vs latency)."""
