@@ -1,0 +1,103 @@
+"""Baselines' own behaviour, and the two-tower model (loss, features, cold start, round trips)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tfrec.data import leave_last_out_split, synthetic_movielens
+from tfrec.errors import ConfigError
+from tfrec.evaluation import full_ranking
+from tfrec.models.baselines import ContentTFIDF, CoVisitation, ItemKNN, Popularity
+from tfrec.models.two_tower import TwoTower
+
+R = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c", "c", "d"], "item_id": ["x", "y", "x", "y", "x", "z", "x"],
+                  "rating": 4.0, "timestamp": [1, 2, 1, 2, 1, 2, 1]})
+
+
+def test_popularity_ranks_by_count():
+    recs = Popularity().fit(R).recommend(["zzz"], k=3)
+    assert recs.item_id.tolist() == ["x", "y", "z"]
+
+
+def test_item_knn_similar_items_prefers_the_co_rated_item():
+    assert ItemKNN(shrinkage=0).fit(R).similar_items(["y"], k=1).similar_item_id.tolist() == ["x"]
+    assert ItemKNN(shrinkage=0).fit(R).recommend(["d"], k=1).item_id.tolist() == ["y"]
+
+
+def test_content_tfidf_similar_items_share_genres(synthetic_data):
+    model = ContentTFIDF().fit(synthetic_data.ratings, items=synthetic_data.items)
+    genres = synthetic_data.items.set_index("item_id").genres
+    item = model.catalog_[0]
+    sims = model.similar_items([item], k=3).similar_item_id
+    assert all(set(genres[item]) & set(genres[s]) for s in sims)
+    with pytest.raises(Exception, match="items"):
+        ContentTFIDF().fit(synthetic_data.ratings)
+
+
+def test_covisitation_counts_neighbours_in_time():
+    model = CoVisitation(window=1, decay=False).fit(R)
+    assert model.similar_items(["z"], k=1).similar_item_id.tolist() == ["x"]
+    with pytest.raises(ConfigError, match="window"):
+        CoVisitation(window=0)
+
+
+def test_item_knn_beats_popularity_on_ml100k(ml100k):
+    train, test = leave_last_out_split(ml100k.ratings)
+    pop = full_ranking(Popularity().fit(train), train, test)["hr@10"]
+    knn = full_ranking(ItemKNN().fit(train), train, test)["hr@10"]
+    assert knn > pop > 0.03
+
+
+@pytest.fixture(scope="module")
+def tt_data():
+    return synthetic_movielens(n_users=300, n_items=200, n_ratings=12000, seed=1)
+
+
+def test_two_tower_loss_falls_and_features_help_new_users(tt_data):
+    model = TwoTower(epochs=4, embedding_dim=16, layer_sizes=[32, 16], patience=4)
+    model.fit(tt_data.ratings, items=tt_data.items, users=tt_data.users, verbose=0)
+    loss = model.history_["loss"]
+    assert loss[-1] < loss[0]
+    # A user unknown to the model but present in the users table is served from demographics.
+    scores = model.score_users(["300", "no-such-user"])
+    assert not np.allclose(scores[0], scores[1])
+    q = model.query_from_demographics(["F"], [25], ["student"], ["12345"])
+    assert q.shape == (1, 16)
+
+
+def test_two_tower_without_demographics_or_features(tt_data):
+    no_users = TwoTower(epochs=1, embedding_dim=8, layer_sizes=[8])
+    no_users.fit(tt_data.ratings, items=tt_data.items, users=None, verbose=0)
+    assert "gender" not in no_users.vocabularies and "genres" in no_users.vocabularies
+    assert len(no_users.recommend(["1"], k=5)) == 5
+    id_only = TwoTower(use_features=False, epochs=1, embedding_dim=8, layer_sizes=[8])
+    id_only.fit(tt_data.ratings, items=tt_data.items, users=tt_data.users, verbose=0)
+    assert set(id_only.vocabularies) == {"user_id", "item_id"}
+    with pytest.raises(ConfigError, match="demographic"):
+        id_only.query_from_demographics(["F"], [25], ["student"], ["12345"])
+
+
+def test_two_tower_config_round_trip_and_towers_save(tt_data, tmp_path):
+    model = TwoTower(epochs=1, embedding_dim=8, layer_sizes=[8])
+    model.fit(tt_data.ratings, items=tt_data.items, users=tt_data.users, verbose=0)
+    clone = TwoTower.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    model.save_weights(str(tmp_path / "w"))
+    clone.restore(tt_data.ratings, items=tt_data.items, users=tt_data.users, weights=str(tmp_path / "w"))
+    np.testing.assert_allclose(clone.user_embeddings(["1", "2"]), model.user_embeddings(["1", "2"]), atol=1e-6)
+    tf.saved_model.save(model.candidate_model, str(tmp_path / "candidate"))
+    assert (tmp_path / "candidate" / "saved_model.pb").is_file()
+
+
+def test_two_tower_bad_hyperparameters():
+    with pytest.raises(ConfigError, match="temperature"):
+        TwoTower(temperature=0)
+    with pytest.raises(ConfigError, match="embedding_dim"):
+        TwoTower(embedding_dim=-4)
+
+
+def test_two_tower_ml100k_quality(ml100k):
+    train, test = leave_last_out_split(ml100k.ratings)
+    model = TwoTower(epochs=3).fit(train, items=ml100k.items, users=ml100k.users, verbose=0)
+    assert full_ranking(model, train, test)["hr@10"] > 0.06  # popularity scores ~0.065 here
