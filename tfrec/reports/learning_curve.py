@@ -20,7 +20,8 @@ def plot_learning_curve(history: Mapping[str, Sequence[float]], path, *, title: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [k for k in history if not k.startswith("val_") and len(history[k])]
+    # Skip series that never move off zero (e.g. TFRS' regularization_loss without regularizers).
+    names = [k for k in history if not k.startswith("val_") and len(history[k]) and any(history[k])]
     names = names or [k for k in history if len(history[k])]
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.5 * max(len(names), 1), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):
