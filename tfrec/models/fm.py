@@ -48,7 +48,7 @@ class FactorizationMachine(KerasRecommender, tf.keras.Model):
     feature_names = (F.USER_ID, F.ITEM_ID) + F.USER_FEATURES + F.ITEM_FEATURES
     uses_side_features = True
 
-    def __init__(self, embedding_dim: int = 32, l2: float = 0.1, linear_l2: float = 0.01,
+    def __init__(self, embedding_dim: int = 16, l2: float = 0.1, linear_l2: float = 0.01,
                  learning_rate: float = 5e-3, batch_size: int = 1024, epochs: int = 40, patience: int = 2,
                  seed: int = 0, pipeline: str = "tensor", steps_per_execution: int = 32, refit: bool = True,
                  vocabularies: Optional[dict] = None, global_mean: float = 3.5, **kwargs):
@@ -111,8 +111,8 @@ class FactorizationMachine(KerasRecommender, tf.keras.Model):
 
     def get_config(self) -> dict:
         return {"embedding_dim": self.embedding_dim, "l2": self.l2, "linear_l2": self.linear_l2,
-                "global_mean": self.global_mean, "steps_per_execution": self._steps_per_execution_setting, "refit": self.refit,
-                **self._common_config()}
+                "global_mean": self.global_mean, "steps_per_execution": self._steps_per_execution_setting,
+                "refit": self.refit, **self._common_config()}
 
     def item_vectors(self) -> np.ndarray:
         return self._embedding_rows(self.item_lookup, self.item_factor.embeddings, self.catalog_)

@@ -467,6 +467,18 @@ class KerasRecommender(RecommenderMixin):
         # Evaluation data: one pass in order, batches cached after the first epoch.
         return make_dataset(frame, batch_size=batch_size, shuffle=False, cache=False, **kwargs).cache()
 
+    def _single_pass_dataset(self, frame, items, users, *, batch_size, pipeline, seed):
+        """Batches for one epoch over rows made for it (e.g. fresh negatives): permuted in numpy,
+        neither cached nor shuffled by tf.data, which would only add per-example work."""
+        from tfrec.data.pipelines import make_dataset
+
+        order = np.random.default_rng(seed).permutation(len(frame))
+        names = self._feature_subset() + ([self.label_key] if self.label_key else [])
+        ds = make_dataset(frame.iloc[order].reset_index(drop=True), items=items if self.has_item_features else None,
+                          users=users if self.has_user_features else None, pipeline=pipeline,
+                          batch_size=batch_size, shuffle=False, cache=False, label_key=self.label_key, features=names)
+        return ds.apply(tf.data.experimental.assert_cardinality(max(1, -(-len(frame) // batch_size))))
+
     def _compile_default(self) -> None:
         self.compile(optimizer=tf.keras.optimizers.Adam(self.learning_rate), loss=self._default_loss(),
                      metrics=self._default_metrics(), steps_per_execution=self._default_steps_per_execution())
@@ -478,6 +490,8 @@ class KerasRecommender(RecommenderMixin):
         up front saves one trace (about half a second for MF, a large share of a 3 s fit).
         """
         y_pred = self._build_all_variables()
+        if type(self).train_step is not tf.keras.Model.train_step:
+            return  # a custom step (TFRS) may create more variables than the forward pass does
         optimizer = getattr(self, "optimizer", None)
         if hasattr(optimizer, "build"):
             optimizer.build(self.trainable_variables)  # a no-op once built
@@ -582,8 +596,8 @@ class KerasRecommender(RecommenderMixin):
         best, best_weights, waited = np.inf, None, 0
         for epoch in range(epochs):
             rows = self._training_frame(frame, epoch)
-            ds = self._dataset(rows, items, users, batch_size=batch_size, pipeline=pipeline, shuffle=True,
-                               seed=self.seed + epoch)
+            ds = self._single_pass_dataset(rows, items, users, batch_size=batch_size, pipeline=pipeline,
+                                           seed=self.seed + epoch)
             h = super().fit(ds, validation_data=val_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose,
                             callbacks=callbacks, **kwargs).history
             for k, v in h.items():

@@ -79,11 +79,11 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
 
     feature_names = (F.USER_ID, F.ITEM_ID)
 
-    def __init__(self, embedding_dim: int = 128, l2: float = 0.05, bias_l2: float = 0.01, use_bias: bool = True,
+    def __init__(self, embedding_dim: int = 32, l2: float = 0.1, bias_l2: float = 0.01, use_bias: bool = True,
                  rating_range: Optional[Sequence[float]] = (0.5, 5.5), learning_rate: float = 5e-3,
-                 batch_size: int = 4096, epochs: int = 40, patience: int = 2, seed: int = 0,
-                 pipeline: str = "tensor", steps_per_execution: int = 32, refit: bool = True, vocabularies: Optional[dict] = None,
-                 global_mean: float = 3.5, **kwargs):
+                 batch_size: int = 1024, epochs: int = 40, patience: int = 2, seed: int = 0,
+                 pipeline: str = "tensor", steps_per_execution: int = 32, refit: bool = True,
+                 vocabularies: Optional[dict] = None, global_mean: float = 3.5, **kwargs):
         super().__init__(**kwargs)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         self.l2 = check_non_negative("l2", l2)

@@ -19,30 +19,40 @@ from tfrec.models.keras_base import (
 )
 
 OBJECTIVES = ("implicit", "rating")
+NEGATIVE_SAMPLING = ("uniform", "popularity")
+LABEL = "label"
 
 
 class NeuMF(KerasRecommender, tf.keras.Model):
     """NeuMF: ``h^T [p_u * q_i ; MLP([p'_u ; q'_i])]`` with separate GMF and MLP embeddings.
 
-    Two objectives:
+    The GMF tower is the elementwise product of ``embedding_dim``-sized user and item vectors; the
+    MLP tower concatenates its own user and item vectors (``layer_sizes[0] // 2`` each) and runs
+    them through ReLU layers ``layer_sizes[1:]``; a final dense unit over both towers' outputs gives
+    the logit ``z``. Two objectives:
 
-    * ``"implicit"`` (default; the NCF paper's setting): every rating is a positive, ``n_negatives``
-      unrated items per positive are sampled (re-sampled every epoch), binary cross-entropy on the
-      logit. Outputs are probabilities of interaction; ranking uses the logit.
-    * ``"rating"``: mean squared error on explicit ratings; outputs ratings.
+    * ``"implicit"`` (the NCF paper's setting, for ranking): every training row is a positive,
+      ``n_negatives`` items the user did not interact with are drawn per positive with
+      :func:`tfrec.data.sampling.sample_negatives` -- afresh every epoch -- and the loss is binary
+      cross-entropy on ``sigmoid(z)``. The output is the interaction probability; ``recommend``
+      ranks by ``z``. Early stopping watches the loss on held-out positives with fixed negatives.
+    * ``"rating"``: ``z + global_mean`` is a rating, trained with mean squared error.
 
-    Inputs: ``user_id``, ``item_id`` (tf.string [batch]). Output: float32 [batch] (probability or
-    rating).
+    Both add ``l2`` times the squared norms of each example's four embedding rows to the loss.
+
+    Inputs: ``user_id``, ``item_id`` (tf.string [batch]). Output: float32 [batch] (probability of
+    interaction, or rating).
 
     Args:
-      embedding_dim: GMF embedding size (the MLP tower's embeddings are ``layer_sizes[0] // 2``).
-      layer_sizes: MLP tower sizes.
+      embedding_dim: GMF embedding size.
+      layer_sizes: MLP tower sizes; the first is the width of the concatenated MLP embeddings.
       objective: ``"implicit"`` or ``"rating"``.
-      n_negatives: negatives per positive (implicit).
-      negative_sampling: ``"uniform"`` or ``"popularity"``.
-      l2: L2 weight decay on embeddings.
-      learning_rate, batch_size, epochs, patience, seed, pipeline, vocabularies: as in
-        :class:`~tfrec.models.mf.MatrixFactorization`.
+      n_negatives: sampled negatives per positive (implicit).
+      negative_sampling: ``"uniform"`` or ``"popularity"`` (implicit).
+      l2: per-example penalty on the embeddings.
+      learning_rate, batch_size, epochs, patience, seed, pipeline, steps_per_execution, refit,
+        vocabularies: as in :class:`~tfrec.models.mf.MatrixFactorization`.
+      global_mean: rating offset (objective ``"rating"``; set by the first ``fit``).
 
     Example:
       >>> model = NeuMF(objective="implicit").fit(train)                 # doctest: +SKIP
@@ -51,64 +61,92 @@ class NeuMF(KerasRecommender, tf.keras.Model):
 
     feature_names = (F.USER_ID, F.ITEM_ID)
 
-    def __init__(self, embedding_dim: int = 32, layer_sizes: Sequence[int] = (64, 32, 16),
+    def __init__(self, embedding_dim: int = 64, layer_sizes: Sequence[int] = (64, 32, 16),
                  objective: str = "implicit", n_negatives: int = 4, negative_sampling: str = "uniform",
-                 l2: float = 1e-6, learning_rate: float = 2e-3, batch_size: int = 4096, epochs: int = 20,
-                 patience: int = 2, seed: int = 0, pipeline: str = "tensor", vocabularies: Optional[dict] = None,
-                 **kwargs):
+                 l2: float = 0.0, learning_rate: float = 2e-3, batch_size: int = 4096, epochs: int = 30,
+                 patience: int = 2, seed: int = 0, pipeline: str = "tensor", steps_per_execution: int = 32,
+                 refit: bool = True, vocabularies: Optional[dict] = None, global_mean: float = 3.5, **kwargs):
         super().__init__(**kwargs)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         self.layer_sizes = check_layer_sizes("layer_sizes", layer_sizes)
-        if not self.layer_sizes:
-            raise ConfigError("layer_sizes must have at least one layer")
+        if not self.layer_sizes or self.layer_sizes[0] < 2:
+            raise ConfigError(f"layer_sizes must start with a size >= 2 (the MLP embeddings are half of it), "
+                              f"got {layer_sizes!r}")
         if objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.objective = objective
         self.n_negatives = check_positive_int("n_negatives", n_negatives)
-        if negative_sampling not in ("uniform", "popularity"):
-            raise ConfigError(f"negative_sampling must be 'uniform' or 'popularity', got {negative_sampling!r}")
+        if negative_sampling not in NEGATIVE_SAMPLING:
+            raise ConfigError(f"negative_sampling must be one of {NEGATIVE_SAMPLING}, got {negative_sampling!r}")
         self.negative_sampling = negative_sampling
         self.l2 = check_non_negative("l2", l2)
-        self.label_key = "label" if objective == "implicit" else F.RATING
-        self._epoch = 0
+        self.global_mean = float(global_mean)
         self._init_common(vocabularies=vocabularies, learning_rate=learning_rate, batch_size=batch_size,
-                          epochs=epochs, patience=patience, seed=seed, pipeline=pipeline)
+                          epochs=epochs, patience=patience, seed=seed, pipeline=pipeline,
+                          steps_per_execution=steps_per_execution, refit=refit)
+
+    # The label and the epoch loop depend on the objective.
+    @property
+    def label_key(self) -> str:
+        return LABEL if self.objective == "implicit" else F.RATING
+
+    @property
+    def resample_each_epoch(self) -> bool:
+        return self.objective == "implicit"
 
     def _build_layers(self) -> None:
-        reg = tf.keras.regularizers.l2(self.l2) if self.l2 else None
         init = tf.keras.initializers.RandomNormal(stddev=0.01, seed=self.seed)
         n_u, n_i = len(self.vocabularies[F.USER_ID]) + 1, len(self.vocabularies[F.ITEM_ID]) + 1
-        mlp_dim = max(self.layer_sizes[0] // 2, 1)
+        mlp_dim = self.layer_sizes[0] // 2
         self.user_lookup = string_lookup(self.vocabularies[F.USER_ID], "user_lookup")
         self.item_lookup = string_lookup(self.vocabularies[F.ITEM_ID], "item_lookup")
         emb = tf.keras.layers.Embedding
-        self.gmf_user = emb(n_u, self.embedding_dim, embeddings_initializer=init, embeddings_regularizer=reg,
-                            name="gmf_user")
-        self.gmf_item = emb(n_i, self.embedding_dim, embeddings_initializer=init, embeddings_regularizer=reg,
-                            name="gmf_item")
-        self.mlp_user = emb(n_u, mlp_dim, embeddings_initializer=init, embeddings_regularizer=reg, name="mlp_user")
-        self.mlp_item = emb(n_i, mlp_dim, embeddings_initializer=init, embeddings_regularizer=reg, name="mlp_item")
-        self.mlp = [tf.keras.layers.Dense(s, activation="relu", name=f"mlp_{j}") for j, s in enumerate(self.layer_sizes[1:])]
-        self.head = tf.keras.layers.Dense(1, name="prediction")
+        self.gmf_user = emb(n_u, self.embedding_dim, embeddings_initializer=init, name="gmf_user")
+        self.gmf_item = emb(n_i, self.embedding_dim, embeddings_initializer=init, name="gmf_item")
+        self.mlp_user = emb(n_u, mlp_dim, embeddings_initializer=init, name="mlp_user")
+        self.mlp_item = emb(n_i, mlp_dim, embeddings_initializer=init, name="mlp_item")
+        self.mlp = [tf.keras.layers.Dense(s, activation="relu", name=f"mlp_{j}",
+                                          kernel_initializer=tf.keras.initializers.GlorotUniform(seed=self.seed + j))
+                    for j, s in enumerate(self.layer_sizes[1:])]
+        self.head = tf.keras.layers.Dense(1, name="prediction",
+                                          kernel_initializer=tf.keras.initializers.GlorotUniform(seed=self.seed))
 
-    def logits(self, features, training=False):
-        """Pre-activation score [batch] (what ranking uses)."""
+    def _prepare(self, train: pd.DataFrame, items, users) -> None:
+        if self.vocabularies is None and F.RATING in train and self.objective == "rating":
+            self.global_mean = float(train[F.RATING].mean())
+        super()._prepare(train, items, users)
+        # Every (user, item) of the training frame, to keep validation negatives honest.
+        self._positives = pd.MultiIndex.from_arrays([train[F.USER_ID].astype(str), train[F.ITEM_ID].astype(str)])
+
+    def logits(self, features, training=False) -> tf.Tensor:
+        """The pre-activation score ``z`` [batch] (what ranking uses)."""
         u = self.user_lookup(features[F.USER_ID])
         i = self.item_lookup(features[F.ITEM_ID])
-        gmf = self.gmf_user(u) * self.gmf_item(i)
-        x = tf.concat([self.mlp_user(u), self.mlp_item(i)], axis=-1)
+        gu, gi, mu, mi = self.gmf_user(u), self.gmf_item(i), self.mlp_user(u), self.mlp_item(i)
+        x = tf.concat([mu, mi], axis=-1)
         for dense in self.mlp:
             x = dense(x)
-        return tf.squeeze(self.head(tf.concat([gmf, x], axis=-1)), -1)
+        if training and self.l2:
+            sq = [tf.reduce_sum(tf.square(e), -1) for e in (gu, gi, mu, mi)]
+            self.add_loss(self.l2 * tf.reduce_mean(tf.add_n(sq)))
+        return self.head(tf.concat([gu * gi, x], axis=-1))[:, 0]
 
     def call(self, features, training=False):
         z = self.logits(features, training=training)
-        return tf.sigmoid(z) if self.objective == "implicit" else z
+        return tf.sigmoid(z) if self.objective == "implicit" else z + self.global_mean
+
+    def ranking_scores(self, features) -> tf.Tensor:
+        if self.objective == "implicit":
+            # The logit: same order as the probability, without float32 saturation ties near 1.
+            return self.logits(features, training=False)
+        return super().ranking_scores(features)
 
     def get_config(self) -> dict:
         return {"embedding_dim": self.embedding_dim, "layer_sizes": list(self.layer_sizes),
                 "objective": self.objective, "n_negatives": self.n_negatives,
-                "negative_sampling": self.negative_sampling, "l2": self.l2, **self._common_config()}
+                "negative_sampling": self.negative_sampling, "l2": self.l2, "global_mean": self.global_mean,
+                "steps_per_execution": self._steps_per_execution_setting, "refit": self.refit,
+                **self._common_config()}
 
     # -- training hooks ------------------------------------------------------------------------------
     def _default_loss(self):
@@ -124,84 +162,22 @@ class NeuMF(KerasRecommender, tf.keras.Model):
     def _negatives(self, frame: pd.DataFrame, seed: int) -> pd.DataFrame:
         from tfrec.data.sampling import sample_negatives
 
-        return sample_negatives(frame, n_negatives=self.n_negatives, strategy=self.negative_sampling, seed=seed,
-                                items=self.catalog_)
+        return sample_negatives(frame[[F.USER_ID, F.ITEM_ID]], n_negatives=self.n_negatives,
+                                strategy=self.negative_sampling, seed=seed, items=self.catalog_)
 
-    def _training_frame(self, train: pd.DataFrame) -> pd.DataFrame:
+    def _training_frame(self, train: pd.DataFrame, epoch: int = 0) -> pd.DataFrame:
         if self.objective != "implicit":
             return train
-        return self._negatives(train, self.seed)
+        return self._negatives(train, self.seed + 1 + epoch)
 
     def _validation_frame(self, val: pd.DataFrame) -> pd.DataFrame:
         if self.objective != "implicit":
             return val
-        return self._negatives(val, self.seed + 10_000)
-
-    def _fit_frame(self, train, *, epochs, **kwargs):
-        if self.objective != "implicit":
-            return super()._fit_frame(train, epochs=epochs, **kwargs)
-        # Fresh negatives every epoch (the NCF recipe) with early stopping across the rounds.
-        return _fit_resampling(self, train, epochs=epochs, **kwargs)
-
-    def _score_users(self, user_ids) -> np.ndarray:
-        u = self.user_lookup(tf.constant(np.asarray(user_ids, dtype=object).astype(str)))
-        i = self.item_lookup(tf.constant(self.catalog_.astype(str)))
-        out = []
-        for r in range(len(user_ids)):
-            uu = tf.repeat(u[r:r + 1], len(self.catalog_))
-            gmf = self.gmf_user(uu) * self.gmf_item(i)
-            x = tf.concat([self.mlp_user(uu), self.mlp_item(i)], axis=-1)
-            for dense in self.mlp:
-                x = dense(x)
-            out.append(tf.squeeze(self.head(tf.concat([gmf, x], axis=-1)), -1).numpy())
-        return np.stack(out).astype(np.float64)
+        rows = self._negatives(val, self.seed + 100_003)
+        # A negative drawn for a held-out positive may be one of the user's *training* items.
+        key = pd.MultiIndex.from_arrays([rows[F.USER_ID].astype(str), rows[F.ITEM_ID].astype(str)])
+        keep = (rows[LABEL].to_numpy() > 0) | ~key.isin(self._positives)
+        return rows[keep].reset_index(drop=True)
 
     def item_vectors(self) -> np.ndarray:
         return self._embedding_rows(self.item_lookup, self.gmf_item.embeddings, self.catalog_)
-
-
-def _fit_resampling(model: NeuMF, train, *, items, users, validation_data, validation_fraction, epochs, batch_size,
-                    pipeline, verbose, callbacks):
-    import time
-
-    from tfrec.data.pipelines import make_dataset
-    from tfrec.data.splits import random_split
-    from tfrec.models.base import validate_ratings_frame
-
-    validate_ratings_frame(train)
-    tf.keras.utils.set_random_seed(model.seed)
-    if validation_data is None and validation_fraction:
-        fit_part, val_part = random_split(train, test_fraction=validation_fraction, seed=model.seed)
-    else:
-        fit_part, val_part = train, validation_data
-    model._prepare(train, items, users)
-    if not getattr(model, "_is_compiled", False):
-        model._compile_default()
-    val_ds = None
-    if val_part is not None and len(val_part):
-        val_ds = make_dataset(model._validation_frame(val_part), batch_size=8192, shuffle=False, label_key="label",
-                              features=[F.USER_ID, F.ITEM_ID, "label"])
-    history: dict = {}
-    best, best_weights, waited = np.inf, None, 0
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        frame = model._negatives(fit_part, model.seed + epoch)
-        ds = make_dataset(frame, pipeline=pipeline, batch_size=batch_size, shuffle=True, seed=model.seed + epoch,
-                          cache=False, label_key="label", features=[F.USER_ID, F.ITEM_ID, "label"])
-        h = tf.keras.Model.fit(model, ds, validation_data=val_ds, epochs=epoch + 1, initial_epoch=epoch,
-                               verbose=verbose, callbacks=callbacks)
-        for k, v in h.history.items():
-            history.setdefault(k, []).extend(v)
-        if val_ds is not None:
-            current = h.history["val_loss"][-1]
-            if current < best - 1e-4:
-                best, best_weights, waited = current, model.get_weights(), 0
-            else:
-                waited += 1
-                if waited >= model.patience:
-                    break
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    model.fit_seconds_ = time.perf_counter() - t0
-    model.history_ = history
-    return model

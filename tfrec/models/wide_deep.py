@@ -8,7 +8,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.data import features as F
-from tfrec.errors import ConfigError
 from tfrec.models.keras_base import (
     KerasRecommender,
     check_fraction,
@@ -63,8 +62,8 @@ class WideAndDeep(KerasRecommender, tf.keras.Model):
     feature_names = (F.USER_ID, F.ITEM_ID) + F.USER_FEATURES + F.ITEM_FEATURES
     uses_side_features = True
 
-    def __init__(self, embedding_dim: int = 32, layer_sizes: Sequence[int] = (64, 32), dropout: float = 0.1,
-                 cross_buckets: int = 4096, l2: float = 0.1, wide_l2: float = 0.01, learning_rate: float = 2e-3,
+    def __init__(self, embedding_dim: int = 8, layer_sizes: Sequence[int] = (64, 32), dropout: float = 0.1,
+                 cross_buckets: int = 4096, l2: float = 0.3, wide_l2: float = 0.01, learning_rate: float = 1e-3,
                  batch_size: int = 1024, epochs: int = 40, patience: int = 2, seed: int = 0,
                  pipeline: str = "tensor", steps_per_execution: int = 32, refit: bool = True,
                  vocabularies: Optional[dict] = None, global_mean: float = 3.5, **kwargs):
