@@ -124,9 +124,9 @@ def main(argv=None) -> int:
     p.add_argument("--n-items", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--queries", type=int, default=300)
-    p.add_argument("--num-leaves", type=int, default=2000)
-    p.add_argument("--num-leaves-to-search", type=int, default=60)
-    p.add_argument("--reorder", type=int, default=120)
+    p.add_argument("--num-leaves", type=int, default=1000)
+    p.add_argument("--num-leaves-to-search", type=int, default=100)
+    p.add_argument("--reorder", type=int, default=400)
     p.add_argument("--kinds", default="clustered,gaussian")
     args = p.parse_args(argv)
     import scann  # noqa: F401

@@ -109,7 +109,10 @@ def run_demo(data_dir=None, *, quick: bool = False, port: int = 0, base_dir="exp
     mf = tfrec.train("mf", data, split="random", output=runs / f"demo-mf-{stamp}", verbose=0 if quick else 2, **mf_hp)
 
     _section("Evaluate")
-    print(evaluate([tt, mf]).to_string(float_format=lambda v: f"{v:.4f}"))
+    table = evaluate([tt, mf])
+    cols = [c for c in ("full/hr@10", "full/ndcg@10", "sampled_100/hr@10", "rmse", "mae", "fit_seconds")
+            if c in table.columns]
+    print(table[cols].to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
     print("\nMF biases -- items the model rates highest regardless of who watches them:")
     if hasattr(mf.model, "top_items_by_bias"):
         best = mf.model.top_items_by_bias(n=5)

@@ -12,8 +12,10 @@ a 0/1 label, or ``None`` for TFRS tasks that compute their own loss). Every mode
   (:func:`tfrec.data.vocab.fit_vocabularies`), builds the layers, carves a validation set from the
   training frame (``validation_fraction``) for early stopping (best weights restored), streams the
   training rows through :func:`tfrec.data.pipelines.make_dataset` into Keras ``fit`` and records
-  ``history_`` and ``fit_seconds_``. Given a ``tf.data.Dataset`` (or arrays), ``fit`` *is* Keras's
-  ``fit`` (the model must already be built);
+  ``history_``, ``best_epoch_`` and ``fit_seconds_``. With ``refit=True`` (the rating models'
+  default) it then retrains from the initial weights on the *whole* training frame for
+  ``best_epoch_`` epochs: the validation rows pick the epoch count and are then used too. Given a
+  ``tf.data.Dataset`` (or arrays), ``fit`` *is* Keras's ``fit`` (the model must already be built);
 * per-id side tables (user -> gender/age/occupation/zip, item -> genres/year) held in
   non-trainable variables, so ``call_ids(user_id, item_id)`` computes the model from raw string ids
   alone with the features gathered in-graph (what an exported ``serving_default`` calls), and so
@@ -32,7 +34,11 @@ overhead, not arithmetic. So (a) training batches are shuffled in blocks (:func:
 the rows are permuted once, cut into small blocks, the blocks are cached and reshuffled every
 epoch and re-batched, which costs a few tensor ops per batch instead of several per example (an
 element-wise shuffle of 80k examples takes ~0.3 s per epoch, longer than the model's own step
-time), and (b) Keras runs ``steps_per_execution`` steps per call into the graph.
+time); the refit reuses the cached blocks; (b) Keras runs ``steps_per_execution`` steps per call
+into the graph; (c) layer and optimizer variables are created before Keras traces its train
+function (a function that creates variables is traced twice); (d) vocabularies and the
+recommender state are kept out of Keras' attribute tracking, which otherwise walks every entry of
+every tracked list and dict each time it collects layers (hundreds of times per trace).
 """
 
 from __future__ import annotations
@@ -157,31 +163,58 @@ def _normalise_vocabularies(vocabularies) -> Optional[dict]:
 
 
 # -- the training pipeline ---------------------------------------------------------------------------
+def cached_blocks(frame: pd.DataFrame, *, block_size: int, seed: int = 0, items=None, users=None,
+                  pipeline: str = "tensor", label_key: Optional[str] = None,
+                  features: Optional[Sequence[str]] = None):
+    """``frame``'s rows in a seeded random order, as cached blocks of ``block_size`` examples.
+
+    The blocks come from :func:`tfrec.data.pipelines.make_dataset` (``pipeline``, ``items``,
+    ``users``, ``label_key``, ``features`` as there) and are cached in memory after the first
+    pass, so later epochs (and datasets built on them) never redo the per-example work.
+    """
+    from tfrec.data.pipelines import make_dataset
+
+    block_size = check_positive_int("block_size", block_size)
+    order = np.random.default_rng(seed).permutation(len(frame))
+    permuted = frame.iloc[order].reset_index(drop=True)
+    return make_dataset(permuted, items=items, users=users, pipeline=pipeline, batch_size=block_size, shuffle=False,
+                        cache=False, label_key=label_key, features=features).cache()
+
+
+def epoch_batches(blocks, n_rows: int, *, batch_size: int, seed: int = 0, shuffle: bool = True):
+    """Batches of ``batch_size`` from ``blocks`` (of ``n_rows`` rows), in a new block order every epoch.
+
+    Shuffling blocks rather than examples keeps the cost per batch, not per example: an
+    element-wise shuffle of 80k examples takes ~0.3 s an epoch, more than MF's own training step.
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    if shuffle:
+        blocks = blocks.shuffle(1 << 20, seed=seed, reshuffle_each_iteration=True)  # buffer >= n blocks
+    # rebatch hides the cardinality, which Keras needs with steps_per_execution > 1.
+    n_batches = max(1, -(-n_rows // batch_size))
+    ds = blocks.rebatch(batch_size).apply(tf.data.experimental.assert_cardinality(n_batches))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def default_block_size(batch_size: int) -> int:
+    """Rows per shuffled block: 1/32 of a batch (at most 256), so a batch mixes >= 32 blocks."""
+    return max(1, min(256, int(batch_size) // 32))
+
+
 def shuffled_batches(frame: pd.DataFrame, *, batch_size: int, seed: int = 0, items=None, users=None,
                      pipeline: str = "tensor", label_key: Optional[str] = None,
                      features: Optional[Sequence[str]] = None, block_size: Optional[int] = None):
     """Training batches from :func:`tfrec.data.pipelines.make_dataset`, reshuffled every epoch.
 
-    The rows are permuted once (seeded), streamed through ``make_dataset`` in blocks of
-    ``block_size`` consecutive rows (default ``batch_size // 32``, at most 256), the blocks are
-    cached, shuffled every epoch and re-batched to ``batch_size``. Every epoch therefore sees a new
-    order and new batch compositions at a per-block rather than per-example cost. Arguments are
-    those of ``make_dataset``; elements are the same (feature dict, or ``(features, label)``).
+    The rows are permuted once (seeded) and cut into cached blocks (:func:`cached_blocks`; default
+    :func:`default_block_size`); every epoch shuffles the blocks and re-batches them to
+    ``batch_size`` (:func:`epoch_batches`), so each epoch sees a new order and new batch
+    compositions at a per-block rather than per-example cost. Elements are those of
+    ``make_dataset`` (a feature dict, or ``(features, label)`` with ``label_key``).
     """
-    from tfrec.data.pipelines import make_dataset
-
-    batch_size = check_positive_int("batch_size", batch_size)
-    block = check_positive_int("block_size", block_size) if block_size else max(1, min(256, batch_size // 32))
-    order = np.random.default_rng(seed).permutation(len(frame))
-    permuted = frame.iloc[order].reset_index(drop=True)
-    ds = make_dataset(permuted, items=items, users=users, pipeline=pipeline, batch_size=block, shuffle=False,
-                      cache=False, label_key=label_key, features=features)
-    n_blocks = max(1, -(-len(frame) // block))
-    ds = ds.cache().shuffle(n_blocks, seed=seed, reshuffle_each_iteration=True)
-    # rebatch hides the cardinality, which Keras needs with steps_per_execution > 1.
-    n_batches = max(1, -(-len(frame) // batch_size))
-    ds = ds.rebatch(batch_size).apply(tf.data.experimental.assert_cardinality(n_batches))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    blocks = cached_blocks(frame, block_size=block_size or default_block_size(batch_size), seed=seed, items=items,
+                           users=users, pipeline=pipeline, label_key=label_key, features=features)
+    return epoch_batches(blocks, len(frame), batch_size=batch_size, seed=seed)
 
 
 # -- the mixin ---------------------------------------------------------------------------------------
@@ -454,14 +487,16 @@ class KerasRecommender(RecommenderMixin):
     def _feature_subset(self) -> list:
         return [n for n in self.feature_names if n in (F.USER_ID, F.ITEM_ID) or n in self.side_tables]
 
+    def _pipeline_kwargs(self, items, users, pipeline) -> dict:
+        names = self._feature_subset() + ([self.label_key] if self.label_key else [])
+        return dict(items=items if self.has_item_features else None, users=users if self.has_user_features else None,
+                    pipeline=pipeline, label_key=self.label_key, features=names)
+
     def _dataset(self, frame, items, users, *, batch_size, pipeline, shuffle, seed):
         """A ``make_dataset`` pipeline over ``frame`` with the features this model reads."""
         from tfrec.data.pipelines import make_dataset
 
-        names = self._feature_subset() + ([self.label_key] if self.label_key else [])
-        kwargs = dict(items=items if self.has_item_features else None,
-                      users=users if self.has_user_features else None, pipeline=pipeline,
-                      label_key=self.label_key, features=names)
+        kwargs = self._pipeline_kwargs(items, users, pipeline)
         if shuffle:
             return shuffled_batches(frame, batch_size=batch_size, seed=seed, **kwargs)
         # Evaluation data: one pass in order, batches cached after the first epoch.
@@ -549,20 +584,41 @@ class KerasRecommender(RecommenderMixin):
         self._prebuild_for_training()
         refit = self.refit and val_part is not None and validation_data is None
         initial = self.get_weights() if refit else None
-        val_ds = None
-        if val_part is not None:
-            val_ds = self._dataset(self._validation_frame(val_part), items, users,
-                                   batch_size=self.validation_batch_size, pipeline="tensor", shuffle=False,
-                                   seed=self.seed)
         run = dict(items=items, users=users, batch_size=batch_size, pipeline=pipeline, verbose=verbose,
                    callbacks=callbacks, **kwargs)
-        history = self._train(fit_part, val_ds, epochs=epochs, **run)
+        # Models with the stock pipeline stream each part once into cached blocks; the refit then
+        # trains on the union of the cached training and validation blocks at no extra input cost.
+        reuse_blocks = type(self)._dataset is KerasRecommender._dataset and not self.resample_each_epoch
+        val_ds = fit_blocks = val_blocks = None
+        if reuse_blocks:
+            block = default_block_size(batch_size)
+            fit_frame = self._training_frame(fit_part)
+            fit_blocks = cached_blocks(fit_frame, block_size=block, seed=self.seed,
+                                       **self._pipeline_kwargs(items, users, pipeline))
+            train_ds = epoch_batches(fit_blocks, len(fit_frame), batch_size=batch_size, seed=self.seed)
+            if val_part is not None:
+                val_frame = self._validation_frame(val_part)
+                val_blocks = cached_blocks(val_frame, block_size=block, seed=self.seed,
+                                           **self._pipeline_kwargs(items, users, "tensor"))
+                val_ds = epoch_batches(val_blocks, len(val_frame), batch_size=self.validation_batch_size,
+                                       shuffle=False)
+            history = self._train(None, val_ds, epochs=epochs, dataset=train_ds, **run)
+        else:
+            if val_part is not None:
+                val_ds = self._dataset(self._validation_frame(val_part), items, users,
+                                       batch_size=self.validation_batch_size, pipeline="tensor", shuffle=False,
+                                       seed=self.seed)
+            history = self._train(fit_part, val_ds, epochs=epochs, **run)
         self.best_epoch_ = int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else len(history["loss"])
         if refit:
             # The held-out rows told us how long to train; now train that long on all of them
             # (on ML-100K this alone lowers MF's RMSE by ~0.008: the data is that scarce).
             self._reset_training_state(initial)
-            again = self._train(train, None, epochs=self.best_epoch_, **run)
+            all_ds = None
+            if reuse_blocks:
+                all_ds = epoch_batches(fit_blocks.concatenate(val_blocks), len(fit_frame) + len(val_frame),
+                                       batch_size=batch_size, seed=self.seed + 1)
+            again = self._train(train, None, epochs=self.best_epoch_, dataset=all_ds, **run)
             history.update({f"refit_{k}": v for k, v in again.items()})
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.items()}
         self.fit_seconds_ = time.perf_counter() - t0
@@ -574,8 +630,10 @@ class KerasRecommender(RecommenderMixin):
         for var in getattr(self.optimizer, "variables", []):
             var.assign(tf.zeros_like(var))
 
-    def _train(self, frame, val_ds, *, items, users, epochs, batch_size, pipeline, verbose, callbacks, **kwargs):
-        """Up to ``epochs`` epochs on ``frame``; early stopping (best weights kept) when ``val_ds``."""
+    def _train(self, frame, val_ds, *, items, users, epochs, batch_size, pipeline, verbose, callbacks, dataset=None,
+               **kwargs):
+        """Up to ``epochs`` epochs on ``frame`` (or a ready ``dataset``); early stopping (best weights
+        kept) when ``val_ds`` is given."""
         if self.resample_each_epoch:
             return self._train_resampling(frame, val_ds, items=items, users=users, epochs=epochs,
                                           batch_size=batch_size, pipeline=pipeline, verbose=verbose,
@@ -584,8 +642,10 @@ class KerasRecommender(RecommenderMixin):
         if val_ds is not None:
             cbs.append(tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
                                                         restore_best_weights=True))
-        ds = self._dataset(self._training_frame(frame), items, users, batch_size=batch_size, pipeline=pipeline,
-                           shuffle=True, seed=self.seed)
+        ds = dataset
+        if ds is None:
+            ds = self._dataset(self._training_frame(frame), items, users, batch_size=batch_size, pipeline=pipeline,
+                               shuffle=True, seed=self.seed)
         return dict(super().fit(ds, validation_data=val_ds, epochs=epochs, verbose=verbose, callbacks=cbs,
                                 **kwargs).history)
 

@@ -65,8 +65,11 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
         ``from_config`` rebuilds the model).
       global_mean: the training mean rating (set by the first ``fit``).
 
-    Defaults were chosen on a validation split carved from the ML-100K training split (see
-    ``benchmarks/rating.py``).
+    Defaults were chosen on a validation split carved from the ML-100K training split, never the
+    test split (``benchmarks/rating.py`` reports the result): 32 factors with ``l2=0.1`` beat
+    64-256 factors at any penalty tried; batches of 1024 at learning rate 5e-3 beat 2048-4096
+    (fewer, noisier updates) and 1e-2 (less stable across seeds). The validation loss of MF is a
+    smooth U-curve, so ``patience=1`` loses nothing and saves an epoch.
 
     Bias interpretation: :meth:`item_biases`, :meth:`user_biases` and :meth:`top_items_by_bias`
     list what the model thinks of items regardless of who watches them.
@@ -81,7 +84,7 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
 
     def __init__(self, embedding_dim: int = 32, l2: float = 0.1, bias_l2: float = 0.01, use_bias: bool = True,
                  rating_range: Optional[Sequence[float]] = (0.5, 5.5), learning_rate: float = 5e-3,
-                 batch_size: int = 1024, epochs: int = 40, patience: int = 2, seed: int = 0,
+                 batch_size: int = 1024, epochs: int = 40, patience: int = 1, seed: int = 0,
                  pipeline: str = "tensor", steps_per_execution: int = 32, refit: bool = True,
                  vocabularies: Optional[dict] = None, global_mean: float = 3.5, **kwargs):
         super().__init__(**kwargs)
