@@ -40,6 +40,9 @@ class FactorizationMachine(KerasRecommender, tf.keras.Model):
         vocabularies: as in :class:`~tfrec.models.mf.MatrixFactorization`.
       global_mean: initial w0 (set to the training mean by the first ``fit``).
 
+    Defaults were chosen on a validation split carved from the ML-100K training split: 16 factors
+    with ``l2=0.1`` (0.15 was as good, 0.2 and above much worse; 32 factors no better).
+
     Example:
       >>> fm = FactorizationMachine(embedding_dim=16).fit(train, items=items, users=users)  # doctest: +SKIP
       >>> fm.predict_ratings(["1"], ["50"])                                                 # doctest: +SKIP

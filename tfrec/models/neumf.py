@@ -54,6 +54,11 @@ class NeuMF(KerasRecommender, tf.keras.Model):
         vocabularies: as in :class:`~tfrec.models.mf.MatrixFactorization`.
       global_mean: rating offset (objective ``"rating"``; set by the first ``fit``).
 
+    Defaults were chosen on validation data carved from the ML-100K training split (each user's
+    last two training interactions, sampled-100 HR@10/NDCG@10): 32 GMF factors, a 64-32-16 MLP,
+    4 negatives, batches of 4096 at learning rate 2e-3 did as well as 64 factors, 8 negatives,
+    per-example L2 or smaller batches, and cost least.
+
     Example:
       >>> model = NeuMF(objective="implicit").fit(train)                 # doctest: +SKIP
       >>> model.recommend(["1"], k=10)                                   # doctest: +SKIP
@@ -61,7 +66,7 @@ class NeuMF(KerasRecommender, tf.keras.Model):
 
     feature_names = (F.USER_ID, F.ITEM_ID)
 
-    def __init__(self, embedding_dim: int = 64, layer_sizes: Sequence[int] = (64, 32, 16),
+    def __init__(self, embedding_dim: int = 32, layer_sizes: Sequence[int] = (64, 32, 16),
                  objective: str = "implicit", n_negatives: int = 4, negative_sampling: str = "uniform",
                  l2: float = 0.0, learning_rate: float = 2e-3, batch_size: int = 4096, epochs: int = 30,
                  patience: int = 2, seed: int = 0, pipeline: str = "tensor", steps_per_execution: int = 32,
