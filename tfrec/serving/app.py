@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -34,6 +37,10 @@ def _error(message: str, status: int) -> Response:
 
 
 # ------------------------------------------------------------------------------------------------ batching
+class BatchQueueFull(RuntimeError):
+    """The batch queue holds ``max_enqueued_batches`` batches already (TF Serving: UNAVAILABLE -> 503)."""
+
+
 @dataclass
 class _Pending:
     arrays: dict
@@ -42,23 +49,39 @@ class _Pending:
 
 
 @dataclass
-class _Queue:
+class _Batch:
+    key: tuple
+    signature: Signature
+    opened: float
     items: list = field(default_factory=list)
     rows: int = 0
-    timer: Optional[asyncio.TimerHandle] = None
 
 
 class Batcher:
     """Merges concurrent predict requests for the same servable + signature into one call.
 
-    Requests are grouped when every input has a batch dimension and their non-batch shapes agree;
-    a group runs when it reaches ``max_batch_size`` rows or ``batch_timeout_micros`` after its first
-    request, whichever comes first. Outputs are split back by row counts.
+    The scheduling follows TF Serving's shared batch scheduler: each servable + signature (+ non-batch
+    input shapes) has a queue whose open batch collects requests; a batch closes when adding a request
+    would exceed ``max_batch_size``. ``num_batch_threads`` threads run batches; a free thread takes a
+    closed batch first, else an open batch that has waited ``batch_timeout_micros`` (with 0: at once).
+    While every thread is busy, batches keep filling, so under load batch sizes grow with the load
+    and an idle server adds no delay beyond the timeout. A queue holding ``max_enqueued_batches``
+    batches refuses new requests (503, as TF Serving's UNAVAILABLE). Outputs are split back by rows.
     """
 
     def __init__(self, params: BatchingParameters):
         self.params = params
-        self._queues: dict = {}
+        self.max_batch_size = max(1, int(params.max_batch_size))
+        self.timeout = max(0, int(params.batch_timeout_micros)) / 1e6
+        self.threads = max(1, int(params.num_batch_threads))
+        self.max_enqueued = max(1, int(params.max_enqueued_batches))
+        self._open: dict = {}  # key -> _Batch still accepting requests
+        self._closed: collections.deque = collections.deque()  # full batches, oldest first
+        self._closed_per_key: collections.Counter = collections.Counter()
+        self._busy = 0
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at = math.inf
+        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="tfrec-batch")
         self.batches_run = 0
         self.requests_batched = 0
 
@@ -76,42 +99,94 @@ class Batcher:
         loop = asyncio.get_running_loop()
         key = (servable.name, servable.version, id(servable), signature.name,
                tuple((n, a.shape[1:]) for n, a in sorted(arrays.items())))
-        q = self._queues.setdefault(key, _Queue())
         rows = next(iter(arrays.values())).shape[0]
+        batch = self._open.get(key)
+        if batch is not None and batch.rows + rows > self.max_batch_size:
+            self._close(batch)
+            batch = None
+        if batch is None:
+            if self._closed_per_key[key] >= self.max_enqueued:
+                raise BatchQueueFull("The batch scheduling queue to which this task was submitted is full")
+            batch = self._open[key] = _Batch(key, signature, loop.time())
         fut = loop.create_future()
-        q.items.append(_Pending(arrays, rows, fut))
-        q.rows += rows
-        if q.rows >= self.params.max_batch_size:
-            self._flush(key, signature)
-        elif q.timer is None:
-            q.timer = loop.call_later(self.params.batch_timeout_micros / 1e6, self._flush, key, signature)
+        batch.items.append(_Pending(arrays, rows, fut))
+        batch.rows += rows
+        if batch.rows >= self.max_batch_size:
+            self._close(batch)
+        self._schedule()
         return await fut
 
-    def _flush(self, key, signature: Signature) -> None:
-        q = self._queues.pop(key, None)
-        if q is None or not q.items:
-            return
-        if q.timer is not None:
-            q.timer.cancel()
-        asyncio.get_running_loop().create_task(self._run(q.items, signature))
+    def _close(self, batch: _Batch) -> None:
+        del self._open[batch.key]
+        self._closed.append(batch)
+        self._closed_per_key[batch.key] += 1
 
-    async def _run(self, items: list, signature: Signature) -> None:
-        merged = {n: np.concatenate([it.arrays[n] for it in items]) for n in items[0].arrays}
+    def _schedule(self) -> None:
+        """Hand batches to free threads; arm a timer for the oldest open batch if a thread is free."""
+        loop = asyncio.get_running_loop()
+        while self._busy < self.threads:
+            if self._closed:
+                batch = self._closed.popleft()
+                self._closed_per_key[batch.key] -= 1
+                if not self._closed_per_key[batch.key]:
+                    del self._closed_per_key[batch.key]
+            elif self._open:
+                batch = min(self._open.values(), key=lambda b: b.opened)
+                if loop.time() < batch.opened + self.timeout:
+                    break
+                del self._open[batch.key]
+            else:
+                break
+            self._start(loop, batch)
+        if self._busy < self.threads and self._open and not self._closed:
+            due = min(b.opened for b in self._open.values()) + self.timeout
+            if due < self._timer_at:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer_at = due
+                self._timer = loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        self._schedule()
+
+    def _start(self, loop, batch: _Batch) -> None:
+        self._busy += 1
         self.batches_run += 1
-        self.requests_batched += len(items)
-        try:
-            outputs = await asyncio.to_thread(rest_api.run_signature, signature, merged)
-        except Exception as exc:  # every request of the batch gets the error
-            for it in items:
+        self.requests_batched += len(batch.items)
+        cf = self._executor.submit(self._execute, batch)
+        cf.add_done_callback(lambda f: loop.call_soon_threadsafe(self._finished, batch, f))
+
+    @staticmethod
+    def _execute(batch: _Batch) -> list:
+        """In a batch thread: merge, run the signature once, split the outputs by request."""
+        items = batch.items
+        if len(items) == 1:
+            merged = items[0].arrays
+        else:
+            merged = {n: np.concatenate([it.arrays[n] for it in items]) for n in items[0].arrays}
+        outputs = rest_api.run_signature(batch.signature, merged)
+        parts, start = [], 0
+        for it in items:
+            parts.append({n: (v[start:start + it.rows] if v.ndim else v) for n, v in outputs.items()})
+            start += it.rows
+        return parts
+
+    def _finished(self, batch: _Batch, cf) -> None:
+        self._busy -= 1
+        exc = cf.exception()
+        if exc is not None:  # every request of the batch gets the error
+            for it in batch.items:
                 if not it.future.done():
                     it.future.set_exception(exc)
-            return
-        start = 0
-        for it in items:
-            part = {n: (v[start:start + it.rows] if v.ndim else v) for n, v in outputs.items()}
-            start += it.rows
-            if not it.future.done():
-                it.future.set_result(part)
+        else:
+            for it, part in zip(batch.items, cf.result()):
+                if not it.future.done():
+                    it.future.set_result(part)
+        self._schedule()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -165,9 +240,13 @@ def _metadata_json(servable: Servable) -> dict:
 
 
 def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] = None,
-               monitoring: Optional[MonitoringConfig] = None, max_body_bytes: int = rest_api.MAX_BODY_BYTES) -> Starlette:
+               monitoring: Optional[MonitoringConfig] = None, max_body_bytes: int = rest_api.MAX_BODY_BYTES,
+               predict_threads: int = 2) -> Starlette:
     """A Starlette app serving ``manager``'s models over TF Serving's REST API."""
     batcher = Batcher(batching) if batching is not None else None
+    # Unbatched predicts run here: a few threads (TF releases the GIL inside its kernels; more Python
+    # threads than cores only fight over the GIL).
+    predict_pool = ThreadPoolExecutor(max(1, int(predict_threads)), thread_name_prefix="tfrec-predict")
     metrics = Metrics(monitoring) if monitoring is not None and monitoring.enable else None
 
     def parse_path(path: str):
@@ -222,9 +301,11 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
                 if batcher is not None and Batcher.batchable(signature, arrays):
                     outputs = await batcher.submit(servable, signature, arrays)
                 else:
-                    outputs = await asyncio.to_thread(rest_api.run_signature, signature, arrays)
+                    outputs = await asyncio.get_running_loop().run_in_executor(
+                        predict_pool, rest_api.run_signature, signature, arrays)
+                content = rest_api.encode_response(outputs, fmt)
                 status = 200
-                return _json(rest_api.make_response(outputs, fmt))
+                return Response(content, media_type="application/json")
             status = 405 if _PATH.match(path) else 404
             return _error(f"Malformed request: {request.method} {path}", status)
         except ServableNotFound as exc:
@@ -233,6 +314,9 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
         except InvalidRequest as exc:
             status = 400
             return _error(str(exc), 400)
+        except BatchQueueFull as exc:
+            status = 503
+            return _error(str(exc), 503)
         except Exception as exc:  # an internal failure is a 500 with a message, never a dropped connection
             status = 500
             return _error(f"Internal: {type(exc).__name__}: {exc}", 500)

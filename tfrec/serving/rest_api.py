@@ -24,6 +24,11 @@ from typing import Optional
 
 import numpy as np
 
+try:  # a fast JSON codec that also writes numpy arrays (float32 in its shortest round-trip form)
+    import orjson
+except ImportError:  # pragma: no cover - the standard library path below gives the same documents
+    orjson = None
+
 from tfrec.serving.model_manager import InvalidRequest, ModelManager, Servable, ServableNotFound, Signature
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -62,10 +67,32 @@ def _type_error(value, dtype) -> InvalidRequest:
                           f"{_dtype_name(dtype)}")
 
 
-def _scalar(value, dtype):
-    import tensorflow as tf
+_KINDS: dict = {}
 
-    if dtype == tf.string:
+
+def _kind(dtype) -> str:
+    """"string", "bool", "int", "float" or "other" for a tf.DType (cached: DType comparisons are slow)."""
+    kind = _KINDS.get(dtype)
+    if kind is None:
+        if dtype.name == "string":
+            kind = "string"
+        elif dtype.is_bool:
+            kind = "bool"
+        elif dtype.is_integer:
+            kind = "int"
+        elif dtype.is_floating:
+            kind = "float"
+        else:
+            kind = "other"
+        _KINDS[dtype] = kind
+    return kind
+
+
+def _scalar(value, dtype):
+    kind = _kind(dtype)
+    if kind == "string":
+        if type(value) is str:  # the common case first
+            return value.encode("utf-8")
         if _is_b64(value):
             try:
                 return base64.b64decode(value["b64"], validate=True)
@@ -78,20 +105,20 @@ def _scalar(value, dtype):
         return value.encode("utf-8")
     if isinstance(value, (dict, list)) or value is None or isinstance(value, str):
         raise _type_error(value, dtype)
-    if dtype == tf.bool:
+    if kind == "bool":
         if not isinstance(value, bool):
             raise _type_error(value, dtype)
         return value
     if isinstance(value, bool):
         raise _type_error(value, dtype)
-    if dtype.is_integer:
+    if kind == "int":
         if not isinstance(value, int):
             raise _type_error(value, dtype)
         info = np.iinfo(dtype.as_numpy_dtype)
         if not info.min <= value <= info.max:
             raise _type_error(value, dtype)
         return value
-    if dtype.is_floating:
+    if kind == "float":
         return float(value)
     raise InvalidRequest(f"Conversion of JSON Value: {_json_str(value)} to type: {_dtype_name(dtype)}")
 
@@ -125,10 +152,12 @@ def _fill(value, level: int, shape: list, dtype, out: list) -> None:
 
 def to_array(value, dtype) -> np.ndarray:
     """A JSON value (scalar or nested lists) -> numpy array of the signature's dtype."""
+    np_dtype = object if _kind(dtype) == "string" else dtype.as_numpy_dtype
+    if not isinstance(value, list):
+        return np.array(_scalar(value, dtype), dtype=np_dtype)
     shape = _shape_of(value)
     flat: list = []
     _fill(value, 0, shape, dtype, flat)
-    np_dtype = object if dtype.name == "string" else dtype.as_numpy_dtype
     arr = np.array(flat, dtype=np_dtype)
     return arr.reshape(shape)
 
@@ -143,15 +172,30 @@ def _depth(value, level=0) -> int:
     return level
 
 
-def parse_predict_body(body: bytes, get_signature) -> tuple[Signature, dict, str]:
-    """-> (signature, {input name: np.ndarray}, "row"|"columnar")."""
+def loads(body: bytes):
+    """Parse a request body; a malformed one is an InvalidRequest with TF Serving's wording.
+
+    orjson parses well-formed RFC 8259 documents; anything it refuses (NaN/Infinity literals, which
+    TF Serving accepts, huge integers, lone surrogates, or plain garbage) goes through the standard
+    library parser, so accepted documents and error messages are the same with or without orjson.
+    """
     if not body:
         raise InvalidRequest("JSON Parse error: The document is empty")
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        doc = json.loads(body)
+        return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         pos = getattr(exc, "pos", 0)
         raise InvalidRequest(f"JSON Parse error: {getattr(exc, 'msg', 'Invalid value.')} at offset: {pos}") from None
+
+
+def parse_predict_body(body: bytes, get_signature) -> tuple[Signature, dict, str]:
+    """-> (signature, {input name: np.ndarray}, "row"|"columnar")."""
+    doc = loads(body)
     if not isinstance(doc, dict):
         raise InvalidRequest(f"JSON Value: {_json_str(doc)[:200]} Is not object")
     if _depth(doc) > MAX_NESTING:
@@ -294,7 +338,68 @@ def make_response(outputs: dict, fmt: str) -> dict:
 
 
 def dumps(obj) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=True).replace("NaN", "NaN").encode("utf-8")
+    return json.dumps(obj, separators=(",", ":"), allow_nan=True).encode("utf-8")
+
+
+def _decode_all(value):
+    """Nested lists of UTF-8 bytes -> nested lists of str (UnicodeDecodeError/AttributeError if not)."""
+    if type(value) is bytes:
+        return value.decode("utf-8")
+    if value and type(value[0]) is bytes:
+        return [v.decode("utf-8") for v in value]
+    return [_decode_all(v) for v in value]
+
+
+def _fast_column(arr: np.ndarray, as_bytes: bool):
+    """``arr`` in a form orjson writes exactly as ``_tolist`` + ``dumps`` would, or None when it cannot.
+
+    Finite float32/float64, integer and bool arrays go to orjson as numpy (it writes float32 in the
+    shortest form that round-trips float32); UTF-8 string tensors become lists of str. NaN/Infinity,
+    ``*_bytes`` outputs, non-UTF-8 strings and other dtypes take the standard path.
+    """
+    kind = arr.dtype.kind
+    if kind in "iub":
+        return np.ascontiguousarray(arr)
+    if kind == "f":
+        if arr.dtype.itemsize not in (4, 8) or not np.isfinite(arr).all():
+            return None
+        return np.ascontiguousarray(arr)
+    if kind in "OS" and not as_bytes:
+        try:
+            return _decode_all(arr.tolist())
+        except (UnicodeDecodeError, AttributeError, TypeError):
+            return None
+    return None
+
+
+def encode_response(outputs: dict, fmt: str) -> bytes:
+    """``dumps(make_response(outputs, fmt))``, written by orjson straight from numpy when it can."""
+    names = sorted(outputs)
+    if orjson is None or not names:
+        return dumps(make_response(outputs, fmt))
+    cols = {}
+    for n in names:
+        col = _fast_column(outputs[n], n.endswith("_bytes"))
+        if col is None:
+            return dumps(make_response(outputs, fmt))
+        cols[n] = col
+    if fmt == "row":
+        batch = None
+        for n in names:
+            arr = outputs[n]
+            if arr.ndim == 0:
+                raise InvalidRequest(f"Tensor name: {n} has no shape information ")
+            if batch is None:
+                batch = arr.shape[0]
+            elif arr.shape[0] != batch:
+                raise InvalidRequest(f"Tensor name: {n} has inconsistent batch size: {arr.shape[0]} expecting: {batch}")
+        if len(names) == 1:
+            doc = {"predictions": cols[names[0]]}
+        else:
+            doc = {"predictions": [{n: cols[n][i] for n in names} for i in range(batch)]}
+    else:
+        doc = {"outputs": cols[names[0]] if len(names) == 1 else cols}
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 # ------------------------------------------------------------------------------------------------ running

@@ -35,6 +35,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
                    help="accepted for compatibility; the config file is read once")
     p.add_argument("--port", type=int, default=None, help="gRPC port of tensorflow_model_server: not served here")
+    p.add_argument("--rest_api_num_threads", type=int, default=2,
+                   help="threads running unbatched predicts (default: %(default)s; the HTTP side is one "
+                        "asyncio event loop)")
+    p.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
+                   help="threads inside one TensorFlow op (default: %(default)s = TensorFlow's choice)")
+    p.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
+                   help="TensorFlow ops run in parallel (default: %(default)s = TensorFlow's choice)")
 
 
 def build_server(args):
@@ -74,6 +81,15 @@ def build_server(args):
         if not path.is_file():
             raise ConfigError(f"--monitoring_config_file: {path} does not exist")
         monitoring = parse_monitoring_config(path.read_text(), str(path))
+    for flag in ("rest_api_num_threads", "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism"):
+        if getattr(args, flag, 0) < 0 or (flag == "rest_api_num_threads" and getattr(args, flag, 1) < 1):
+            raise ConfigError(f"--{flag} must be {'>= 1' if flag == 'rest_api_num_threads' else '>= 0'}")
+    intra, inter = getattr(args, "tensorflow_intra_op_parallelism", 0), getattr(args, "tensorflow_inter_op_parallelism", 0)
+    if intra or inter:
+        import tensorflow as tf  # before any model loads: TF fixes its thread pools at first use
+
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
     manager = ModelManager(entries, poll_seconds=args.file_system_poll_wait_seconds)
     manager.refresh()
     for e in entries:
@@ -81,18 +97,35 @@ def build_server(args):
             detail = "; ".join(f"{k}: {v}" for k, v in manager.errors.items() if k.startswith(e.name + "/"))
             print(f"tfrec serve: warning: no servable version of {e.name!r} under {e.base_path}"
                   + (f" ({detail})" if detail else ""), file=sys.stderr)
-    return create_app(manager, batching=batching, monitoring=monitoring), manager
+    app = create_app(manager, batching=batching, monitoring=monitoring,
+                     predict_threads=getattr(args, "rest_api_num_threads", 2))
+    return app, manager
+
+
+def _pick(module: str, fallback: str) -> str:
+    """uvicorn's name for an optional fast implementation when it is installed (uvloop, httptools)."""
+    import importlib.util
+
+    return module if importlib.util.find_spec(module) is not None else fallback
 
 
 def run_serve(args) -> int:
     import uvicorn
 
+    import gc
+
     app, manager = build_server(args)
+    # TensorFlow and the loaded models leave a few million long-lived Python objects; a full
+    # collection walking them stalls every request in flight for tens of milliseconds. Move them out
+    # of the collector's view (objects created later are collected as usual).
+    gc.collect()
+    gc.freeze()
     manager.start_polling()
     names = ", ".join(f"{n} (versions {sorted(manager.versions(n))})" for n in manager.entries)
     print(f"tfrec serve: {names} on http://{args.rest_api_host}:{args.rest_api_port}", file=sys.stderr, flush=True)
     try:
-        uvicorn.run(app, host=args.rest_api_host, port=args.rest_api_port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=args.rest_api_host, port=args.rest_api_port, log_level="warning", access_log=False,
+                    loop=_pick("uvloop", "auto"), http=_pick("httptools", "auto"))
     finally:
         manager.stop()
     return 0
