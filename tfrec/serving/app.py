@@ -262,7 +262,7 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
 
     async def handle(request: Request) -> Response:
         started = time.perf_counter()
-        path = request.url.path
+        path = request.scope["path"]  # (request.url builds a URL object: measurably slower per request)
         model, api, status = "", "", 500
         try:
             if metrics is not None and path == metrics.config.path and request.method == "GET":
