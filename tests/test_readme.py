@@ -21,10 +21,11 @@ Reductions, each a flag or argument the code really has, with the README text it
   minutes; the snippet's behaviour (metrics, run folder, export, serving) does not depend on it.
 * Port 8501 becomes a free port (other servers may hold 8501 on a shared machine).
 
-The two quickstarts (Python and CLI) are independent, so they run concurrently in two threads of a
-session fixture (each mostly one core: t-SNE for the embedding map dominates the two-tower run);
-the local-server block reuses the CLI quickstart's exports, and the "Loading an export in another
-TensorFlow program" block reuses the Python quickstart's.
+The heavy blocks are marked ``slow`` and run in two background threads started by one session
+fixture (``snippets``): the Python quickstart, then "Loading an export in another TensorFlow
+program" on its exports; and, concurrently, the CLI quickstart, then the local-server block on its
+exports. The two chains share nothing, and each is mostly one core (t-SNE for the two-tower run's
+embedding map dominates), so on 2 cores this halves the wall time.
 """
 
 from __future__ import annotations
@@ -398,30 +399,65 @@ def run_shell_block(ws: Workspace, block: Block, *, port: str, extra_commands=()
 PY_QUICKSTART_TWO_TOWER = 'tfrec.train("two_tower", data, '
 
 
-def _python_quickstart(ws: Workspace) -> subprocess.CompletedProcess:
+def _python_quickstart(ws: Workspace) -> str:
     code = find_block("import tfrec").text
     assert code.count(PY_QUICKSTART_TWO_TOWER) == 1, "the reduction below no longer applies; update the test"
     code = code.replace(PY_QUICKSTART_TWO_TOWER, PY_QUICKSTART_TWO_TOWER + "epochs=1, ")  # documented reduction
-    return run_python_snippet(ws, code, "python_quickstart")
+    return run_python_snippet(ws, code, "python_quickstart").stdout
 
 
-def _cli_quickstart(ws: Workspace, port: str):
-    return run_shell_block(ws, find_block("tfrec data describe"), port=port)
+def _load_export(ws: Workspace) -> str:
+    """In a process that never imports tfrec and has no TF_USE_LEGACY_KERAS, as the README says."""
+    assert "TF_USE_LEGACY_KERAS" not in ws.env
+    checks = ("assert 'tfrec' not in sys.modules, 'the snippet imported tfrec'; "
+              "assert 'TF_USE_LEGACY_KERAS' not in __import__('os').environ; print('PLAIN_TF_OK')")
+    return run_python_snippet(ws, find_block("import tensorflow as tf").text, "load_export",
+                              wrapper_checks=checks).stdout
+
+
+def _cli_quickstart(ws: Workspace) -> list:
+    return run_shell_block(ws, find_block("tfrec data describe"), port=str(_free_port()))
+
+
+def _local_server(ws: Workspace) -> tuple[list, list]:
+    """The "local server" block, plus the Docker block's curl line (`tfrec serve` speaks the same REST
+    API and serves the same model names)."""
+    docker_curls = [c for c in find_block("docker compose").commands if c.startswith("curl ")]
+    assert docker_curls
+    return run_shell_block(ws, find_block("tfrec serve --model_config_file"), port=str(_free_port()),
+                           extra_commands=docker_curls), docker_curls
+
+
+def _after(first, then, ws):
+    def step():
+        first.result()  # re-raises the earlier block's failure
+        return then(ws)
+    return step
 
 
 @pytest.fixture(scope="session")
-def quickstarts(ml100k_dir, tmp_path_factory):
-    """Both quickstarts started at once in their own scratch folders (they share nothing)."""
+def snippets(ml100k_dir, tmp_path_factory):
+    """The heavy blocks, started together in two background threads, each in its own scratch folder.
+
+    Python thread: the Python quickstart, then "Loading an export ..." on its exports.
+    CLI thread: the CLI quickstart, then the local-server block (and Docker's curl) on its exports.
+    Each single-worker pool runs its two steps in order; the tests only collect and check results.
+    """
     root = tmp_path_factory.mktemp("readme")
     py_ws = make_workspace(root, "py", ml100k_dir)
     cli_ws = make_workspace(root, "cli", ml100k_dir)
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readme")
-    futures = {
-        "python": pool.submit(_python_quickstart, py_ws),
-        "cli": pool.submit(_cli_quickstart, cli_ws, str(_free_port())),
-    }
-    yield {"python": (py_ws, futures["python"]), "cli": (cli_ws, futures["cli"])}
-    pool.shutdown(wait=True)
+    py_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readme-py")
+    cli_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readme-cli")
+    futures = {"python_quickstart": py_pool.submit(_python_quickstart, py_ws),
+               "cli_quickstart": cli_pool.submit(_cli_quickstart, cli_ws)}
+    futures["load_export"] = py_pool.submit(_after(futures["python_quickstart"], _load_export, py_ws))
+    futures["local_server"] = cli_pool.submit(_after(futures["cli_quickstart"], _local_server, cli_ws))
+    yield {"py": py_ws, "cli": cli_ws, **futures}
+    py_pool.shutdown(wait=True)
+    cli_pool.shutdown(wait=True)
+
+
+RESULT_TIMEOUT = 4 * COMMAND_TIMEOUT
 
 
 # ------------------------------------------------------------------------------------------------ blocks that run
@@ -434,9 +470,9 @@ def test_evaluation_import_block(tmp_path, ml100k_dir):
 
 
 @pytest.mark.slow
-def test_python_quickstart(quickstarts):
-    ws, future = quickstarts["python"]
-    out = future.result(timeout=2 * COMMAND_TIMEOUT).stdout
+def test_python_quickstart(snippets):
+    ws, out = snippets["py"], snippets["python_quickstart"].result(timeout=RESULT_TIMEOUT)
+    print(out)
     lines = out.splitlines()
     # print(mf.metrics["rmse"], mf.metrics["mae"])
     rmse, mae = map(float, lines[0].split())
@@ -447,7 +483,7 @@ def test_python_quickstart(quickstarts):
     ndcg, hr = map(float, pair[0].split())
     assert 0 < ndcg < 1 and 0 < hr <= 1
     # top_items_by_bias(n=5), recommend(["1"], k=5), similar_items(["50"], k=5): DataFrames
-    assert out.count("user_id") >= 1 and "rank" in out and "score" in out, out
+    assert "user_id" in out and "rank" in out and "score" in out, out
     rec_rows = re.findall(r"^\d+\s+1\s+\d+\s+-?[\d.]+\s+[1-5]$", out, flags=re.M)
     assert len(rec_rows) == 5, f"recommend(['1'], k=5) should print 5 rows:\n{out}"
     assert "export/two_tower/1" in out and "export/two_tower_bruteforce/1" in out, lines[-1]
@@ -457,47 +493,93 @@ def test_python_quickstart(quickstarts):
 
 
 @pytest.mark.slow
-def test_load_export_in_plain_tensorflow(quickstarts):
-    """Runs in a process that never imports tfrec and has no TF_USE_LEGACY_KERAS, as the README says."""
-    ws, future = quickstarts["python"]
-    future.result(timeout=2 * COMMAND_TIMEOUT)  # its exports
-    block = find_block("import tensorflow as tf")
-    assert "TF_USE_LEGACY_KERAS" not in ws.env
-    checks = ("assert 'tfrec' not in sys.modules, 'the snippet imported tfrec'; "
-              "assert 'TF_USE_LEGACY_KERAS' not in __import__('os').environ; print('PLAIN_TF_OK')")
-    proc = run_python_snippet(ws, block.text, "load_export", wrapper_checks=checks)
-    assert "PLAIN_TF_OK" in proc.stdout
-    first = proc.stdout.splitlines()[0]
+def test_load_export_in_plain_tensorflow(snippets):
+    out = snippets["load_export"].result(timeout=RESULT_TIMEOUT)
+    print(out)
+    assert "PLAIN_TF_OK" in out
+    first = out.splitlines()[0]
     assert first.count("b'") == 10, f"expected 10 item ids for user 1: {first}"
 
 
 @pytest.mark.slow
-def test_cli_quickstart(quickstarts):
-    ws, future = quickstarts["cli"]
-    done = future.result(timeout=3 * COMMAND_TIMEOUT)
+def test_cli_quickstart(snippets):
+    done = snippets["cli_quickstart"].result(timeout=RESULT_TIMEOUT)
+    for cmd, out in done:
+        print(f"$ {cmd}\n{out[-1500:]}")
     ran = [cmd for cmd, _ in done]
-    assert ran == find_block("tfrec data describe").commands  # every line ran (the checks ran with them)
+    assert ran == find_block("tfrec data describe").commands  # every line ran and passed its output check
     assert any(cmd.startswith("tfrec recommend") for cmd in ran)
 
 
 @pytest.mark.slow
-def test_local_server_block(quickstarts):
-    """The "local server" block on the CLI quickstart's exports, plus the Docker block's curl line
-    (`tfrec serve` speaks the same REST API and serves the same model names)."""
-    ws, future = quickstarts["cli"]
-    future.result(timeout=3 * COMMAND_TIMEOUT)  # its exports
-    docker = find_block("docker compose")
-    docker_curls = [c for c in docker.commands if c.startswith("curl ")]
-    assert docker_curls
-    done = run_shell_block(ws, find_block("tfrec serve --model_config_file"), port=str(_free_port()),
-                           extra_commands=docker_curls)
-    assert len(done) == len(find_block("tfrec serve --model_config_file").commands) + len(docker_curls)
+def test_local_server_block(snippets):
+    ws = snippets["cli"]
+    done, docker_curls = snippets["local_server"].result(timeout=RESULT_TIMEOUT)
+    for cmd, out in done:
+        print(f"$ {cmd}\n{out[-800:]}")
+    assert [c for c, _ in done] == find_block("tfrec serve --model_config_file").commands + docker_curls
     # the Docker config serves models the CLI quickstart exported
     docker_models = re.findall(r'base_path:\s*"/models/([^"]+)"',
                                (REPO / "serving_configs" / "models.docker.config").read_text())
     assert docker_models
     for name in docker_models:
         assert any((ws.cwd / "export" / name).glob("*/saved_model.pb")), f"the CLI quickstart does not export {name}"
+
+
+def readme_signature_table() -> dict:
+    """{("retrieval" | "rating"): {signature: (inputs, outputs)}} from README's Signatures table."""
+    text = README.read_text()
+    lines = text[text.index("### Signatures"):].splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("|"))
+    end = next(i for i in range(first, len(lines)) if not lines[i].startswith("|"))
+    rows = lines[first + 2:end]  # without the header and the rule
+    table: dict = {"retrieval": {}, "rating": {}, "dtypes": {}}
+    for row in rows:
+        kind, sigs, inputs, outputs = [c.strip() for c in row.strip("|").split("|")]
+        ticks = lambda cell: re.findall(r"`([^`]+)`", cell)  # noqa: E731
+        sig_names, out_names = ticks(sigs), ticks(outputs)
+        if len(sig_names) > 1:  # `user_embedding` / `item_embedding` | `user_id` / `item_id`
+            for sig, inp in zip(sig_names, ticks(inputs)):
+                table[kind.split()[0]][sig] = ({inp}, set(out_names))
+        else:
+            table[kind.split()[0]][sig_names[0]] = (set(ticks(inputs)), set(out_names))
+        for sig in sig_names:  # "`k` int32", "`scores` float32 [B,10]": the dtypes stated next to a name
+            for cell, where in ((inputs, "inputs"), (outputs, "outputs")):
+                for tensor, dtype in re.findall(r"`(\w+)` (string|int32|int64|float32)\b", cell):
+                    table["dtypes"][(kind.split()[0], sig, where, tensor)] = dtype
+    return table
+
+
+@pytest.mark.slow
+def test_signatures_table_and_assets_match_the_exports(snippets):
+    """README's Signatures table and assets.extra claims, against the CLI quickstart's exports."""
+    from tensorflow.core.framework import types_pb2
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    DTYPES = {"string": "DT_STRING", "int32": "DT_INT32", "int64": "DT_INT64", "float32": "DT_FLOAT"}
+
+    ws = snippets["cli"]
+    snippets["cli_quickstart"].result(timeout=RESULT_TIMEOUT)
+    table = readme_signature_table()
+    assert len(table["retrieval"]) == 6 and table["rating"] and len(table["dtypes"]) >= 8, table
+    for name, kind in (("two_tower", "retrieval"), ("two_tower_bruteforce", "retrieval"), ("mf", "rating")):
+        version = ws.cwd / "export" / name / "1"
+        sm = saved_model_pb2.SavedModel()
+        sm.ParseFromString((version / "saved_model.pb").read_bytes())
+        sigs = sm.meta_graphs[0].signature_def
+        for sig, (inputs, outputs) in table[kind].items():
+            assert sig in sigs, f"{name}: README lists signature {sig!r}; the export has {sorted(sigs)}"
+            assert set(sigs[sig].inputs) == inputs, (name, sig, sorted(sigs[sig].inputs))
+            assert set(sigs[sig].outputs) == outputs, (name, sig, sorted(sigs[sig].outputs))
+        for (kind_, sig, where, tensor), dtype in table["dtypes"].items():
+            if kind_ == kind and sig in sigs and tensor in getattr(sigs[sig], where):
+                actual = types_pb2.DataType.Name(getattr(sigs[sig], where)[tensor].dtype)
+                assert actual == DTYPES[dtype], f"{name} {sig} {where} {tensor}: README says {dtype}, export has {actual}"
+        for asset in ("model_card.json", "tf_serving_warmup_requests"):
+            assert (version / "assets.extra" / asset).is_file(), f"{name}/1 has no assets.extra/{asset}"
+    card = json.loads((ws.cwd / "export" / "two_tower" / "1" / "assets.extra" / "model_card.json").read_text())
+    keys = re.findall(r'"(\w+)":', json.dumps(card))
+    assert any("recall" in k and "brute" in k for k in keys), "README: the card records ScaNN recall@10 vs brute force"
 
 
 # ------------------------------------------------------------------------------------------------ allowlisted
