@@ -176,8 +176,9 @@ def loads(body: bytes):
     """Parse a request body; a malformed one is an InvalidRequest with TF Serving's wording.
 
     orjson parses well-formed RFC 8259 documents; anything it refuses (NaN/Infinity literals, which
-    TF Serving accepts, huge integers, lone surrogates, or plain garbage) goes through the standard
-    library parser, so accepted documents and error messages are the same with or without orjson.
+    TF Serving accepts, lone surrogates, or plain garbage) goes through the standard library parser,
+    so accepted documents and error messages are the same with or without orjson. (Integers beyond
+    64 bits: orjson reads them as doubles, as TF Serving's RapidJSON does.)
     """
     if not body:
         raise InvalidRequest("JSON Parse error: The document is empty")
