@@ -18,6 +18,19 @@ def _bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
+def _count(minimum: int):
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = None
+        if n is None or n < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value!r}")
+        return n
+
+    return parse
+
+
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``tensorflow_model_server`` that apply to a REST-only server."""
     p.add_argument("--rest_api_port", type=int, default=8501, help="REST port (default: %(default)s)")
@@ -35,12 +48,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
                    help="accepted for compatibility; the config file is read once")
     p.add_argument("--port", type=int, default=None, help="gRPC port of tensorflow_model_server: not served here")
-    p.add_argument("--rest_api_num_threads", type=int, default=2,
+    p.add_argument("--rest_api_num_threads", type=_count(1), default=2,
                    help="threads running unbatched predicts (default: %(default)s; the HTTP side is one "
                         "asyncio event loop)")
-    p.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
+    p.add_argument("--tensorflow_intra_op_parallelism", type=_count(0), default=0,
                    help="threads inside one TensorFlow op (default: %(default)s = TensorFlow's choice)")
-    p.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
+    p.add_argument("--tensorflow_inter_op_parallelism", type=_count(0), default=0,
                    help="TensorFlow ops run in parallel (default: %(default)s = TensorFlow's choice)")
 
 
@@ -81,10 +94,8 @@ def build_server(args):
         if not path.is_file():
             raise ConfigError(f"--monitoring_config_file: {path} does not exist")
         monitoring = parse_monitoring_config(path.read_text(), str(path))
-    for flag in ("rest_api_num_threads", "tensorflow_intra_op_parallelism", "tensorflow_inter_op_parallelism"):
-        if getattr(args, flag, 0) < 0 or (flag == "rest_api_num_threads" and getattr(args, flag, 1) < 1):
-            raise ConfigError(f"--{flag} must be {'>= 1' if flag == 'rest_api_num_threads' else '>= 0'}")
-    intra, inter = getattr(args, "tensorflow_intra_op_parallelism", 0), getattr(args, "tensorflow_inter_op_parallelism", 0)
+    intra = getattr(args, "tensorflow_intra_op_parallelism", 0)
+    inter = getattr(args, "tensorflow_inter_op_parallelism", 0)
     if intra or inter:
         import tensorflow as tf  # before any model loads: TF fixes its thread pools at first use
 
