@@ -10,6 +10,7 @@ import types
 
 import numpy as np
 import pytest
+import tfrec  # noqa: F401  (first: Keras 2 behind tf.keras)
 import tensorflow as tf
 
 from tfrec.serving import rest_api
