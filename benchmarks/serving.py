@@ -75,6 +75,60 @@ def _start(base: Path, batching: bool, workdir: Path, args):
             time.sleep(0.3)
 
 
+def _cpu_busy(seconds: float = 1.0) -> str:
+    """How busy the machine is right now (before our server starts): % of all CPUs over ``seconds``."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except OSError:  # not Linux
+        return "n/a"
+    return f"{100 * (1 - (i1 - i0) / max(1, t1 - t0)):.0f}% of {os.cpu_count()} CPUs busy"
+
+
+class _CpuMeter:
+    """CPU use during one level, in cores: the server process, the load generator, everything else."""
+
+    def __init__(self, server_pid: int):
+        self.pid = server_pid
+        self.hz = os.sysconf("SC_CLK_TCK")
+
+    def _sample(self):
+        import resource
+
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        server = int(fields[11]) + int(fields[12])  # utime + stime, all threads
+        gen = sum(getattr(resource.getrusage(w), a) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                  for a in ("ru_utime", "ru_stime"))  # this process + finished children (wrk)
+        return sum(v), v[3] + v[4], server, gen * self.hz
+
+    def __enter__(self):
+        try:
+            self.start = self._sample()
+        except OSError:
+            self.start = None
+        return self
+
+    def __exit__(self, *exc):
+        self.cores = None
+        if self.start is None:
+            return
+        t, idle, server, gen = (b - a for a, b in zip(self.start, self._sample()))
+        per_cpu = t / os.cpu_count()
+        if per_cpu > 0:
+            busy = (t - idle) / per_cpu
+            self.cores = {"server": server / per_cpu, "generator": gen / per_cpu,
+                          "other": max(0.0, busy - server / per_cpu - gen / per_cpu)}
+
+
 def _batching_text(args) -> str:
     return (f"max_batch_size {{ value: {args.max_batch_size} }}\n"
             f"batch_timeout_micros {{ value: {args.batch_timeout_micros} }}\n"
@@ -205,23 +259,29 @@ def main(argv=None) -> int:
     else:
         generator = f"Python asyncio client in the benchmark process ({args.requests} requests per level)"
     print(f"Load generator: {generator}")
-    print(f"Machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start")
+    print(f"Machine: {os.cpu_count()} CPUs; before measuring: {_cpu_busy()}, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("Batching on: " + _batching_text(args).replace("\n", "; ").strip("; "))
-    print("\n| batching | concurrency | requests/s | p50 ms | p99 ms | requests | errors |\n"
-          "|---|---:|---:|---:|---:|---:|---:|")
+    print("CPU columns: cores used during the level (incl. the wrk warm-up) by the server, the load generator, "
+          "and everything else on the machine")
+    print("\n| batching | concurrency | requests/s | p50 ms | p99 ms | requests | errors | server CPU | "
+          "generator CPU | other CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     results = {}
     for batching in (False, True):
         proc, port = _start(base, batching, workdir, args)
         try:
             for c in levels:
-                if wrk:
-                    r = _wrk_load(wrk, script, port, c, args.duration)
-                else:
-                    n = min(args.requests, 300) if c == 1 else args.requests
-                    r = asyncio.run(_load(port, users, c, n))
+                with _CpuMeter(proc.pid) as meter:
+                    if wrk:
+                        r = _wrk_load(wrk, script, port, c, args.duration)
+                    else:
+                        n = min(args.requests, 300) if c == 1 else args.requests
+                        r = asyncio.run(_load(port, users, c, n))
                 results[(batching, c)] = r
+                cpu = (" | ".join(f"{meter.cores[k]:.2f}" for k in ("server", "generator", "other"))
+                       if meter.cores else "n/a | n/a | n/a")
                 print(f"| {'on' if batching else 'off'} | {c} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
-                      f"{r['requests']} | {r['errors']} |", flush=True)
+                      f"{r['requests']} | {r['errors']} | {cpu} |", flush=True)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
