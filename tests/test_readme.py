@@ -247,8 +247,17 @@ def run_python_snippet(ws: Workspace, code: str, name: str, *, wrapper_checks: s
         argv = [PYTHON, str(path)]
     proc = subprocess.run(argv, cwd=ws.cwd, env=ws.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
     ws.log.append((name, proc))
-    assert proc.returncode == 0, f"README python block {name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert proc.returncode == 0, f"README python block {name} failed:\n{proc.stdout[-3000:]}\n{_excerpt(proc.stderr)}"
     return proc
+
+
+def _excerpt(text: str, tail_lines: int = 40) -> str:
+    """Failure output worth reading: TF's log noise dropped, tfrec's own frames and the last lines kept."""
+    lines = [ln for ln in text.splitlines() if not re.match(r"^(I|W)0000 |^\d{4}-\d\d-\d\d .*\] ", ln)]
+    if len(lines) <= 2 * tail_lines:
+        return "\n".join(lines)
+    ours = [ln for ln in lines[:-tail_lines] if "/tfrec/" in ln or re.match(r"^\w*(Error|Exception)\b", ln.strip())]
+    return "\n".join(["...", *ours[-30:], "...", *lines[-tail_lines:]])
 
 
 # ------------------------------------------------------------------------------------------------ servers
@@ -276,10 +285,10 @@ class Server:
         pending = list(self.models)
         while pending:
             if self.proc.poll() is not None:
-                raise AssertionError(f"`{self.command}` exited with {self.proc.returncode}:\n{self.output()[-4000:]}")
+                raise AssertionError(f"`{self.command}` exited with {self.proc.returncode}:\n{_excerpt(self.output())}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"`{self.command}`: {pending} not AVAILABLE after {SERVER_READY_TIMEOUT}s:\n"
-                                     f"{self.output()[-4000:]}")
+                                     f"{_excerpt(self.output())}")
             try:
                 with urllib.request.urlopen(f"{self.url}/v1/models/{pending[0]}", timeout=5) as r:
                     status = json.load(r)
@@ -405,7 +414,7 @@ def run_shell_block(ws: Workspace, block: Block, *, port: str, extra_commands=()
                                   timeout=COMMAND_TIMEOUT)
             ws.log.append((cmd, proc))
             assert proc.returncode == 0, (f"{block}: `{original}` exited {proc.returncode}\nstdout:\n"
-                                          f"{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}")
+                                          f"{proc.stdout[-3000:]}\nstderr:\n{_excerpt(proc.stderr)}")
             for check in checks:
                 check(cmd, proc.stdout, ws)
             done.append((original, proc.stdout))
