@@ -24,8 +24,9 @@ Reductions, each a flag or argument the code really has, with the README text it
 The heavy blocks are marked ``slow`` and run in two background threads started by one session
 fixture (``snippets``): the Python quickstart, then "Loading an export in another TensorFlow
 program" on its exports; and, concurrently, the CLI quickstart, then the local-server block on its
-exports. The two chains share nothing, and each is mostly one core (t-SNE for the two-tower run's
-embedding map dominates), so on 2 cores this halves the wall time.
+exports. The two chains share nothing and each is mostly one core (t-SNE for the two-tower run's
+embedding map dominates), so on 2 cores they overlap. The Signatures table (names and stated
+dtypes) and the assets.extra claims are checked against the CLI quickstart's exports.
 """
 
 from __future__ import annotations
