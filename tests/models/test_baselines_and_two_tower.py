@@ -101,3 +101,30 @@ def test_two_tower_ml100k_quality(ml100k):
     train, test = leave_last_out_split(ml100k.ratings)
     model = TwoTower(epochs=3).fit(train, items=ml100k.items, users=ml100k.users, verbose=0)
     assert full_ranking(model, train, test)["hr@10"] > 0.06  # popularity scores ~0.065 here
+
+
+def test_two_tower_history_sees_only_earlier_items_in_training():
+    # User "a" rated p, q, r, s in that order; "b" rated s then p.
+    ratings = pd.DataFrame({"user_id": ["a", "a", "a", "a", "b", "b"], "item_id": ["p", "q", "r", "s", "s", "p"],
+                            "rating": 4.0, "timestamp": [10, 20, 30, 40, 5, 50]})
+    model = TwoTower(history_length=2, epochs=1, embedding_dim=4, layer_sizes=[4], batch_size=2)
+    model.fit(ratings, validation_fraction=0, verbose=0)
+    item_index = {it: j + 1 for j, it in enumerate(model.vocabularies["item_id"])}
+    names = {v: k for k, v in item_index.items()}
+
+    def seen(user, t):
+        idx = model.query_model.user_lookup(tf.constant([user]))
+        row = model.query_model._history_items(idx, {"timestamp": tf.constant([t], tf.int64)}).numpy()[0]
+        return [names.get(int(j)) for j in row]
+
+    # The example (a, r, t=30) sees the two items before it -- never r itself or the later s.
+    assert seen("a", 30) == ["p", "q"]
+    assert seen("a", 40) == ["q", "r"]
+    assert seen("a", 20) == [None, "p"]  # right-aligned: padding first, most recent last
+    assert seen("a", 10) == [None, None]  # the first rating has no history
+    assert seen("b", 50) == [None, "s"]  # b's history is b's own, not a's
+    # Serving (no timestamp): each user's last N training items, in the same layout.
+    table = model.query_model.history.numpy()
+    idx = model.query_model.user_lookup(tf.constant(["a", "b"])).numpy()
+    assert [names.get(int(j)) for j in table[idx[0]]] == ["r", "s"]
+    assert [names.get(int(j)) for j in table[idx[1]]] == ["s", "p"]

@@ -16,7 +16,7 @@ _MODELS = {
     "wide_deep": ("tfrec.models.wide_deep", "WideAndDeep", {}),
     "neumf": ("tfrec.models.neumf", "NeuMF", {}),
     "two_tower": ("tfrec.models.two_tower", "TwoTower", {}),
-    "two_tower_id": ("tfrec.models.two_tower", "TwoTower", {"use_features": False}),
+    "two_tower_id": ("tfrec.models.two_tower", "TwoTower", {"use_features": False, "history_length": 0}),
     "popularity": ("tfrec.models.baselines", "Popularity", {}),
     "item_knn": ("tfrec.models.baselines", "ItemKNN", {}),
     "user_knn": ("tfrec.models.baselines", "UserKNN", {}),
