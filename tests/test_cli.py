@@ -63,3 +63,35 @@ def test_exit_codes_and_messages(tmp_path, capsys):
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "tfrec.cli", "--version"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("tfrec ")
+
+
+def test_evaluate_names_a_file_that_is_not_metrics_json(tmp_path, capsys):
+    png = tmp_path / "comparison.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    assert run(["evaluate", str(png)]) == 3
+    err = capsys.readouterr().err
+    assert "comparison.png" in err and "not a metrics JSON file" in err
+
+
+def test_broken_pipe_exits_quietly(ml100k_dir):
+    # `tfrec data describe | head -1`: the reader closes the pipe early; no traceback.
+    proc = subprocess.run(f"'{sys.executable}' -m tfrec.cli data describe --dataset ml-100k --data-dir "
+                          f"'{ml100k_dir}' | head -c 1", shell=True, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(ml100k_dir, tmp_path, capsys):
+    """`make demo`'s pieces, short: train both models (2 epochs), export, serve on loopback, REST."""
+    from tfrec.demo import DEMO_USER, run_demo
+
+    assert run_demo(ml100k_dir, quick=True, base_dir=tmp_path / "export", runs_dir=tmp_path / "runs") == 0
+    out = capsys.readouterr().out
+    assert "POST http://127.0.0.1:" in out
+    assert f"User {DEMO_USER}: top-rated movies" in out
+    for name in ("two_tower", "two_tower_bruteforce", "mf"):
+        assert any((tmp_path / "export" / name).glob("*/saved_model.pb")), name
+    # The recommendation column holds ten scored titles fetched over REST.
+    table = out.split(f"User {DEMO_USER}: top-rated movies")[1].split("MF's predicted ratings")[0]
+    assert len([line for line in table.splitlines() if line.count("  ") >= 2 and "(" in line]) >= 5
+    assert "MF's predicted ratings for the top three" in out

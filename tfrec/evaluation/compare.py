@@ -42,7 +42,14 @@ def _run_row(run) -> tuple[str, dict]:
     if not metrics_path.is_file():
         raise DataError(f"{run}: no metrics.json (expected a run folder written by `tfrec train --output`)")
     label = path.name if path.is_dir() else path.parent.name
-    return label, flatten_metrics(json.loads(metrics_path.read_text()))
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{metrics_path}: not a metrics JSON file ({e.__class__.__name__}); expected a run folder "
+                        "written by `tfrec train --output` or its metrics.json") from None
+    if not isinstance(metrics, dict):
+        raise DataError(f"{metrics_path}: expected a JSON object of metrics, got {type(metrics).__name__}")
+    return label, flatten_metrics(metrics)
 
 
 def evaluate(runs: Iterable, *, metrics: Optional[list] = None, chart=None, recompute: bool = False) -> pd.DataFrame:

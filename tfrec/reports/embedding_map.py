@@ -31,7 +31,7 @@ def plot_embedding_map(item_ids, embeddings: np.ndarray, items: pd.DataFrame, pa
         keep = np.random.default_rng(seed).choice(len(ids), size=max_items, replace=False)
         ids, emb = ids[keep], emb[keep]
     xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(ids) - 1) / 3)), init="pca", random_state=seed,
-              ).fit_transform(emb)
+              max_iter=500).fit_transform(emb)  # 500 iterations: a stable map in a fraction of the default's time
     genres = items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["genres"]
     first = [(genres.get(str(i)) or ["(none)"])[0] if isinstance(genres.get(str(i)), list) and genres.get(str(i))
              else "(none)" for i in ids]
