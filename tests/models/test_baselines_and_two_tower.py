@@ -128,3 +128,12 @@ def test_two_tower_history_sees_only_earlier_items_in_training():
     idx = model.query_model.user_lookup(tf.constant(["a", "b"])).numpy()
     assert [names.get(int(j)) for j in table[idx[0]]] == ["r", "s"]
     assert [names.get(int(j)) for j in table[idx[1]]] == ["s", "p"]
+
+
+def test_two_tower_history_is_off_without_timestamps():
+    ratings = pd.DataFrame({"user_id": ["a", "a", "b", "b"], "item_id": ["p", "q", "q", "r"], "rating": 4.0})
+    model = TwoTower(history_length=2, epochs=1, embedding_dim=4, layer_sizes=[4], batch_size=2)
+    with pytest.warns(UserWarning, match="no 'timestamp' column"):
+        model.fit(ratings, validation_fraction=0, verbose=0)
+    assert not model.query_model.history.numpy().any()  # no order, no history: the target cannot leak in
+    assert model.recommend(["a"], k=2)["item_id"].tolist() == ["r"]  # the one item a has not rated

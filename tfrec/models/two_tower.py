@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Optional, Sequence
 
 import numpy as np
@@ -294,7 +296,13 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
         prob = np.array([0.0] + [counts.get(i, 0) for i in vocab], dtype=np.float64)
         prob = (prob + 1.0) / (prob.sum() + len(prob))
         self._item_logq.assign(np.log(prob).astype(np.float32))
-        if self.history_length:
+        if self.history_length and "timestamp" not in train:
+            # Without times the order of a user's items is unknown: a history could hold the very
+            # item an example is about to predict. Leave it empty rather than leak the target.
+            warnings.warn(f"TwoTower(history_length={self.history_length}): train has no 'timestamp' column, so "
+                          "recent-history pooling is off for this fit", UserWarning, stacklevel=3)
+            self.query_model.set_history(np.zeros(self.query_model.history.shape, np.int64))
+        elif self.history_length:
             self.query_model.set_history(self._history_table(train))
             self.query_model.set_training_sequences(*self._training_sequences(train))
 
