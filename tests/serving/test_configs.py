@@ -52,7 +52,7 @@ def test_version_policies():
 
 def test_batching_and_monitoring_configs():
     b = parse_batching_parameters((CONFIGS / "batching_parameters.config").read_text())
-    assert b.max_batch_size == 64 and b.batch_timeout_micros == 1000
+    assert b.max_batch_size == 64 and b.batch_timeout_micros == 0
     m = parse_monitoring_config((CONFIGS / "monitoring.config").read_text())
     assert m.enable and m.path == "/monitoring/prometheus/metrics"
 
