@@ -107,7 +107,8 @@ class QueryTower(tf.keras.Model):
             return tf.gather(self.history, idx)
         keys, items, starts = seqs
         # Interactions strictly before the example's time: searchsorted over (user, time) keys.
-        query = tf.cast(idx, tf.int64) * (1 << 32) + tf.cast(inputs[F.TIMESTAMP], tf.int64)
+        t = tf.clip_by_value(tf.cast(inputs[F.TIMESTAMP], tf.int64), 0, (1 << 32) - 1)  # as the keys are
+        query = tf.cast(idx, tf.int64) * (1 << 32) + t
         end = tf.searchsorted(keys, query, side="left", out_type=tf.int64)
         start = tf.gather(starts, idx)
         pos = end[:, None] - self.history_length + tf.range(self.history_length, dtype=tf.int64)[None, :]
