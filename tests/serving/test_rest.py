@@ -129,7 +129,7 @@ def test_fuzzed_bodies_only_get_4xx_and_the_server_keeps_answering(client):
 def test_batching_merges_concurrent_requests(exported, manager):
     import asyncio
 
-    import httpx
+    import httpx2 as httpx
 
     app = create_app(manager, batching=BatchingParameters(max_batch_size=64, batch_timeout_micros=20_000))
     users = list(exported["two_tower"].model.user_index_)[:32]
