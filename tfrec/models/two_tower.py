@@ -304,12 +304,13 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
                           "recent-history pooling is off for this fit", UserWarning, stacklevel=3)
             self.query_model.set_history(np.zeros(self.query_model.history.shape, np.int64))
         elif self.history_length:
-            self.query_model.set_history(self._history_table(train))
-            self.query_model.set_training_sequences(*self._training_sequences(train))
+            keys, items, starts = self._training_sequences(train)
+            self.query_model.set_history(self._history_table(items, starts))
+            self.query_model.set_training_sequences(keys, items, starts)
 
-    def _history_table(self, train: pd.DataFrame) -> np.ndarray:
-        """[n_users + 1, N]: each user's last N training items (item indices, 0 = padding)."""
-        keys, items, starts = self._training_sequences(train)
+    def _history_table(self, items: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """[n_users + 1, N]: each user's last N training items (item indices, 0 = padding), from the
+        ``items``/``starts`` of :meth:`_training_sequences`."""
         users = len(self.vocabularies[F.USER_ID])
         ends = np.append(starts[1:], len(items))
         table = np.zeros((users + 1, self.history_length), dtype=np.int64)

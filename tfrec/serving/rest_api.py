@@ -319,17 +319,23 @@ def _tolist(arr: np.ndarray, as_bytes: bool):
     return [_tolist(a, as_bytes) for a in arr] if arr.ndim > 1 else [_py(v, as_bytes) for v in arr]
 
 
+def _row_batch_size(outputs: dict, names: list) -> int:
+    """The shared batch size of ``outputs`` for the row format (TF Serving's errors if there is none)."""
+    for n in names:
+        if outputs[n].ndim == 0:
+            raise InvalidRequest(f"Tensor name: {n} has no shape information ")
+    batch = outputs[names[0]].shape[0]
+    for n in names:
+        if outputs[n].shape[0] != batch:
+            raise InvalidRequest(f"Tensor name: {n} has inconsistent batch size: {outputs[n].shape[0]} "
+                                 f"expecting: {batch}")
+    return batch
+
+
 def make_response(outputs: dict, fmt: str) -> dict:
     names = sorted(outputs)
     if fmt == "row":
-        sizes = {n: outputs[n].shape[0] if outputs[n].ndim else 0 for n in names}
-        for n in names:
-            if outputs[n].ndim == 0:
-                raise InvalidRequest(f"Tensor name: {n} has no shape information ")
-        batch = sizes[names[0]]
-        for n in names:
-            if sizes[n] != batch:
-                raise InvalidRequest(f"Tensor name: {n} has inconsistent batch size: {sizes[n]} expecting: {batch}")
+        batch = _row_batch_size(outputs, names)
         cols = {n: _tolist(outputs[n], n.endswith("_bytes")) for n in names}
         if len(names) == 1:
             return {"predictions": cols[names[0]]}
@@ -385,15 +391,7 @@ def encode_response(outputs: dict, fmt: str) -> bytes:
             return dumps(make_response(outputs, fmt))
         cols[n] = col
     if fmt == "row":
-        batch = None
-        for n in names:
-            arr = outputs[n]
-            if arr.ndim == 0:
-                raise InvalidRequest(f"Tensor name: {n} has no shape information ")
-            if batch is None:
-                batch = arr.shape[0]
-            elif arr.shape[0] != batch:
-                raise InvalidRequest(f"Tensor name: {n} has inconsistent batch size: {arr.shape[0]} expecting: {batch}")
+        batch = _row_batch_size(outputs, names)
         if len(names) == 1:
             doc = {"predictions": cols[names[0]]}
         else:
