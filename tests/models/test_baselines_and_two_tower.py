@@ -130,6 +130,32 @@ def test_two_tower_history_sees_only_earlier_items_in_training():
     assert [names.get(int(j)) for j in table[idx[1]]] == ["s", "p"]
 
 
+def test_two_tower_history_counts_same_second_items_but_never_the_target():
+    # "a" rated p at 10, then q, r, s in the same second (30), then t at 40.
+    ratings = pd.DataFrame({"user_id": ["a"] * 5, "item_id": ["p", "q", "r", "s", "t"], "rating": 4.0,
+                            "timestamp": [10, 30, 30, 30, 40]})
+    model = TwoTower(history_length=3, epochs=1, embedding_dim=4, layer_sizes=[4], batch_size=2)
+    model.fit(ratings, validation_fraction=0, verbose=0)
+    names = {j + 1: it for j, it in enumerate(model.vocabularies["item_id"])}
+
+    def seen(item, t):
+        inputs = model._query_inputs({"user_id": tf.constant(["a"]), "item_id": tf.constant([item]),
+                                      "timestamp": tf.constant([t], tf.int64)})
+        idx = model.query_model.user_lookup(inputs["user_id"])
+        return [names.get(int(j)) for j in model.query_model._history_items(idx, inputs).numpy()[0]]
+
+    # Same-second ratings are history (as they are at serving time); the target itself never is,
+    # and the N items stay right-aligned around the gap it leaves.
+    assert seen("r", 30) == ["p", "q", "s"]
+    assert seen("q", 30) == ["p", "r", "s"]
+    assert seen("s", 30) == ["p", "q", "r"]
+    assert seen("t", 40) == ["q", "r", "s"]  # nothing from after t; t itself left out
+    assert seen("p", 10) == [None, None, None]
+    # Training and serving agree: the serving table holds the last N items, t included.
+    table = model.query_model.history.numpy()[model.query_model.user_lookup(tf.constant(["a"])).numpy()[0]]
+    assert [names.get(int(j)) for j in table] == ["r", "s", "t"]
+
+
 def test_two_tower_history_is_off_without_timestamps():
     ratings = pd.DataFrame({"user_id": ["a", "a", "b", "b"], "item_id": ["p", "q", "q", "r"], "rating": 4.0})
     model = TwoTower(history_length=2, epochs=1, embedding_dim=4, layer_sizes=[4], batch_size=2)
