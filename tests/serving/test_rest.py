@@ -150,6 +150,17 @@ def test_batching_merges_concurrent_requests(exported, manager):
     assert batcher.requests_batched == 32 and batcher.batches_run < 32
 
 
+def test_app_shutdown_stops_its_worker_threads(exported, manager):
+    app = create_app(manager, batching=BatchingParameters(max_batch_size=8, batch_timeout_micros=0))
+    user = list(exported["two_tower"].model.user_index_)[0]
+    with TestClient(app) as c:  # runs the app's lifespan: startup here, shutdown on exit
+        r = c.post("/v1/models/two_tower_bruteforce:predict", json={"instances": [{"user_id": user}]})
+        assert r.status_code == 200 and app.state.batcher.requests_batched == 1
+    for pool in (app.state.predict_pool, app.state.batcher._executor):
+        with pytest.raises(RuntimeError, match="shutdown"):
+            pool.submit(int)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

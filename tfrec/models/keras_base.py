@@ -465,12 +465,20 @@ class KerasRecommender(RecommenderMixin):
         from tfrec.data.vocab import fit_vocabularies
 
         self._remember_training_data(train)
+        if self.vocabularies is None and F.RATING in train:
+            mean = self._global_mean_from(train[F.RATING])
+            if mean is not None:
+                self.global_mean = mean  # the output offset the first fit starts from
         if self.vocabularies is None:
             vocabs = fit_vocabularies(train, items=items if self.uses_side_features else None,
                                       users=users if self.uses_side_features else None)
             self._vocabularies = _Untracked(_normalise_vocabularies(vocabs))
             self._build()
         self._set_side_tables(items, users)
+
+    def _global_mean_from(self, ratings: pd.Series) -> Optional[float]:
+        """The ``global_mean`` a first fit sets from the training ratings (None: the model has none)."""
+        return float(ratings.mean()) if getattr(self, "global_mean", None) is not None else None
 
     def _training_frame(self, train: pd.DataFrame, epoch: int = 0) -> pd.DataFrame:
         """The rows Keras trains on in ``epoch`` (NeuMF's implicit objective adds sampled negatives)."""

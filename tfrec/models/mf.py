@@ -123,14 +123,12 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
         self.global_bias = self.add_weight(name="global_bias", shape=(),
                                            initializer=tf.keras.initializers.Constant(start))
 
-    def _prepare(self, train: pd.DataFrame, items, users) -> None:
-        if self.vocabularies is None and F.RATING in train:
-            mean = float(train[F.RATING].mean())
-            if self.rating_range is not None:
-                lo, hi = self.rating_range
-                mean = float(np.clip(mean, lo + 1e-3 * (hi - lo), hi - 1e-3 * (hi - lo)))
-            self.global_mean = mean
-        super()._prepare(train, items, users)
+    def _global_mean_from(self, ratings: pd.Series) -> float:
+        mean = float(ratings.mean())
+        if self.rating_range is not None:  # strictly inside the range: the sigmoid start is its logit
+            lo, hi = self.rating_range
+            mean = float(np.clip(mean, lo + 1e-3 * (hi - lo), hi - 1e-3 * (hi - lo)))
+        return mean
 
     def _squash(self, raw):
         if self.rating_range is None:

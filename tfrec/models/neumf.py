@@ -116,9 +116,10 @@ class NeuMF(KerasRecommender, tf.keras.Model):
         self.head = tf.keras.layers.Dense(1, name="prediction",
                                           kernel_initializer=tf.keras.initializers.GlorotUniform(seed=self.seed))
 
+    def _global_mean_from(self, ratings: pd.Series) -> Optional[float]:
+        return super()._global_mean_from(ratings) if self.objective == "rating" else None
+
     def _prepare(self, train: pd.DataFrame, items, users) -> None:
-        if self.vocabularies is None and F.RATING in train and self.objective == "rating":
-            self.global_mean = float(train[F.RATING].mean())
         super()._prepare(train, items, users)
         # Every (user, item) of the training frame, to keep validation negatives honest.
         self._positives = pd.MultiIndex.from_arrays([train[F.USER_ID].astype(str), train[F.ITEM_ID].astype(str)])

@@ -85,11 +85,6 @@ class WideAndDeep(KerasRecommender, tf.keras.Model):
                           epochs=epochs, patience=patience, seed=seed, pipeline=pipeline,
                           steps_per_execution=steps_per_execution, refit=refit)
 
-    def _prepare(self, train, items, users) -> None:
-        if self.vocabularies is None and F.RATING in train:
-            self.global_mean = float(train[F.RATING].mean())
-        super()._prepare(train, items, users)
-
     def _build_layers(self) -> None:
         v = self.vocabularies
         init = tf.keras.initializers.RandomNormal(stddev=0.01, seed=self.seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import math
 import re
 import time
@@ -324,9 +325,21 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
             if metrics is not None and model:
                 metrics.observe(model, api, status, time.perf_counter() - started)
 
-    app = Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT", "DELETE"])])
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        try:
+            yield
+        finally:
+            # The worker threads go with the app: an app run in a test or a notebook leaves none behind.
+            if batcher is not None:
+                batcher.close()
+            predict_pool.shutdown(wait=False, cancel_futures=True)
+
+    app = Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT", "DELETE"])],
+                    lifespan=lifespan)
     app.state.manager = manager
     app.state.batcher = batcher
+    app.state.predict_pool = predict_pool
     app.state.metrics = metrics
     return app
 
