@@ -11,6 +11,7 @@ from tfrec.export.savedmodel import (
     export_model,
     next_version,
     read_model_card,
+    scann_index,
     write_warmup_requests,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "export_model",
     "next_version",
     "read_model_card",
+    "scann_index",
     "write_warmup_requests",
 ]

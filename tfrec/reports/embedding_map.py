@@ -68,7 +68,10 @@ def plot_recall_latency(trials: list, path, *, title: str = "ScaNN: recall@10 vs
     ys = [t["recall_at_k"] for t in trials]
     ax.plot(xs, ys, marker="o")
     for t, x, y in zip(trials, xs, ys):
-        ax.annotate(f"{t['num_leaves_to_search']}/{t['num_leaves']} leaves", (x, y), fontsize=7,
+        label = f"{t['num_leaves_to_search']}/{t['num_leaves']} leaves"
+        if "num_reordering_candidates" in t:
+            label += f", {t['num_reordering_candidates']} re-scored"
+        ax.annotate(label, (x, y), fontsize=7,
                     textcoords="offset points", xytext=(4, -10))
     ax.set_xlabel("ms per query (batched, amortised)")
     ax.set_ylabel("recall@10 vs exact top-10")
