@@ -1,7 +1,7 @@
 """Ranking benchmark on MovieLens 100K: every ranking model under full ranking and sampled-100,
 plus cold-start slices, printed as one markdown table with the targets checked in the same run.
 
-    python benchmarks/ranking.py [--data-dir ../shared/data] [--models two_tower,item_knn,...]
+    python benchmarks/ranking.py [--data-dir ../shared/data] [--models two_tower,item_knn,...] [--seeds 1,2]
 
 Protocols (tfrec.evaluation.protocols): leave-last-out split (each user's latest rating is test);
 full ranking over all items with the user's training items excluded; sampled-100 (the test item
@@ -36,8 +36,13 @@ ALL = ["popularity", "item_knn", "item_knn_all_history", "user_knn", "content_tf
 VARIANTS = {"item_knn_all_history": ("item_knn", {"history": None})}
 
 
+SEEDED = ("mf", "neumf", "two_tower", "two_tower_id")  # models whose fit depends on a seed
+
+
 def _fit(name, train, data, seed=0):
     base, hyperparameters = VARIANTS.get(name, (name, {}))
+    if seed and name in SEEDED:
+        hyperparameters = {**hyperparameters, "seed": seed}
     model = create_model(base, **hyperparameters)
     t0 = time.perf_counter()
     kwargs = {"verbose": 0} if name in ("mf", "neumf", "two_tower", "two_tower_id") else {}
@@ -51,6 +56,8 @@ def main(argv=None) -> int:
                    str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     p.add_argument("--models", default=",".join(ALL))
     p.add_argument("--no-cold-start", action="store_true")
+    p.add_argument("--seeds", default="", help="extra seeds (e.g. 1,2): refit the seeded models and print "
+                   "their full-ranking NDCG@10 per seed, to show how much of a difference is the seed")
     args = p.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
     data = load_movielens("ml-100k", data_dir=args.data_dir)
@@ -105,6 +112,16 @@ def main(argv=None) -> int:
     print("\n| target | measured | met |\n|---|---|---|")
     for target, measured, ok in checks:
         print(f"| {target} | {measured} | {'yes' if ok else 'NO'} |")
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    seeded = [n for n in names if n in SEEDED]
+    if seeds and seeded:
+        print("\n| model | " + " | ".join(f"seed {s}" for s in [0] + seeds) + " | mean | sd |")
+        print("|---|" + "---:|" * (len(seeds) + 3))
+        for name in seeded:
+            print(f"[ranking] {name}: seeds {seeds} ...", file=sys.stderr, flush=True)
+            ndcg = [by[name]["full_ndcg@10"]] + [full_ranking(_fit(name, train, data, seed=s)[0], train, test)["ndcg@10"]
+                                                  for s in seeds]
+            print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in ndcg) + f" | {np.mean(ndcg):.4f} | {np.std(ndcg):.4f} |")
     return 0
 
 
