@@ -118,10 +118,7 @@ class RetrievalModule(tf.Module):
         self.pop_positions = tf.constant(order.astype(np.int64))
         self.pop_scores = tf.constant((pop[order] / max(pop.sum(), 1.0)).astype(np.float32))
         self.use_scann = bool(use_scann)
-        params = dict(scann_params or {})
-        if self.use_scann:
-            params.setdefault("spherical", is_unit_norm(cand))
-        self.scann_params = params  # complete before assignment: tf.Module tracks the dict from here on
+        self.scann_params = dict(scann_params or {})
         if self.use_scann:
             self.index = scann_index(k=self.k_retrieve, **self.scann_params)
             self.index.index(tf.constant(cand), tf.range(self.n_items, dtype=tf.int64))
@@ -246,7 +243,7 @@ def is_unit_norm(cand: np.ndarray, tol: float = 1e-3) -> bool:
 
 
 def scann_index(k: int, *, num_leaves: int, num_leaves_to_search: int, num_reordering_candidates: int,
-                anisotropic_quantization_threshold: float = 0.2, spherical: bool = False,
+                anisotropic_quantization_threshold: float = 0.2, spherical: Optional[bool] = None,
                 training_iterations: int = 12, dimensions_per_block: int = 2):
     """A ``tfrs.layers.factorized_top_k.ScaNN`` layer built with ScaNN's settings for inner products.
 
@@ -262,7 +259,7 @@ def scann_index(k: int, *, num_leaves: int, num_leaves_to_search: int, num_reord
       num_leaves, num_leaves_to_search, training_iterations: the partitioning tree.
       num_reordering_candidates: candidates re-scored exactly (ScaNN returns at most this many).
       anisotropic_quantization_threshold: ScaNN's ``score_ah`` threshold (nan: isotropic, as tfrs).
-      spherical: spherical k-means for the tree (for unit-norm candidates).
+      spherical: spherical k-means for the tree (None: when the indexed candidates are unit-norm).
       dimensions_per_block: asymmetric-hashing block size.
     """
     import uuid
@@ -277,8 +274,9 @@ def scann_index(k: int, *, num_leaves: int, num_leaves_to_search: int, num_reord
 
     def build_searcher(candidates):
         builder = scann_ops.builder(db=candidates, num_neighbors=k, distance_measure="dot_product")
+        sphere = is_unit_norm(np.asarray(candidates)) if spherical is None else bool(spherical)
         builder = builder.tree(num_leaves=num_leaves, num_leaves_to_search=num_leaves_to_search,
-                               training_iterations=training_iterations, spherical=bool(spherical))
+                               training_iterations=training_iterations, spherical=sphere)
         builder = builder.score_ah(dimensions_per_block,
                                    anisotropic_quantization_threshold=anisotropic_quantization_threshold)
         return builder.reorder(num_reordering_candidates).build(shared_name=f"{layer.name}/{uuid.uuid4()}")

@@ -465,11 +465,10 @@ class KerasRecommender(RecommenderMixin):
         from tfrec.data.vocab import fit_vocabularies
 
         self._remember_training_data(train)
-        if self.vocabularies is None and F.RATING in train:
-            mean = self._global_mean_from(train[F.RATING])
+        if self.vocabularies is None:
+            mean = self._global_mean_from(train[F.RATING]) if F.RATING in train else None
             if mean is not None:
                 self.global_mean = mean  # the output offset the first fit starts from
-        if self.vocabularies is None:
             vocabs = fit_vocabularies(train, items=items if self.uses_side_features else None,
                                       users=users if self.uses_side_features else None)
             self._vocabularies = _Untracked(_normalise_vocabularies(vocabs))

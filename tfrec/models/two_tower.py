@@ -354,8 +354,7 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
         item_pos = {it: j + 1 for j, it in enumerate(self.vocabularies[F.ITEM_ID])}
         u = train["user_id"].astype(str).map(user_pos).fillna(0).to_numpy(np.int64)
         i = train["item_id"].astype(str).map(item_pos).fillna(0).to_numpy(np.int64)
-        t = (train["timestamp"].to_numpy(np.int64) if "timestamp" in train else np.zeros(len(train), np.int64))
-        keys = u * (1 << 32) + np.clip(t, 0, (1 << 32) - 1)
+        keys = u * (1 << 32) + np.clip(train["timestamp"].to_numpy(np.int64), 0, (1 << 32) - 1)
         order = np.argsort(keys, kind="mergesort")
         keys, items = keys[order], i[order]
         starts = np.searchsorted(keys, np.arange(len(self.vocabularies[F.USER_ID]) + 1, dtype=np.int64) << 32)
