@@ -63,7 +63,7 @@ def test_two_tower_loss_falls_and_features_help_new_users(tt_data):
     scores = model.score_users(["300", "no-such-user"])
     assert not np.allclose(scores[0], scores[1])
     q = model.query_from_demographics(["F"], [25], ["student"], ["12345"])
-    assert q.shape == (1, 16)
+    assert q.shape == (1, model.output_dim) == (1, 16 * model.ensemble_size)
 
 
 def test_two_tower_without_demographics_or_features(tt_data):
@@ -90,11 +90,70 @@ def test_two_tower_config_round_trip_and_towers_save(tt_data, tmp_path):
     assert (tmp_path / "candidate" / "saved_model.pb").is_file()
 
 
+def test_two_tower_history_items_share_the_candidate_item_embedding(tt_data):
+    kw = dict(epochs=1, embedding_dim=8, layer_sizes=[8], history_length=5, ensemble_size=2)
+    shared = TwoTower(**kw).fit(tt_data.ratings, items=tt_data.items, users=tt_data.users, verbose=0)
+    separate = TwoTower(share_item_embeddings=False, **kw)
+    separate.fit(tt_data.ratings, items=tt_data.items, users=tt_data.users, verbose=0)
+    for q, c in zip(shared.query_towers, shared.candidate_towers):  # each member shares its own table
+        assert q.history_embedding is c.item_embedding
+    assert shared.query_towers[0].history_embedding is not shared.query_towers[1].history_embedding
+    for q, c in zip(separate.query_towers, separate.candidate_towers):
+        assert q.history_embedding is not c.item_embedding
+    # One table per member, not two: exactly one [n_items + 1, d] table fewer per member.
+    n_items = len(shared.vocabularies["item_id"])
+    def size(m):
+        return sum(int(np.prod(w.shape)) for w in m.trainable_weights)
+
+    assert size(separate) - size(shared) == 2 * (n_items + 1) * 8
+    # Moving an item's one vector moves both its candidate embedding and the queries of the users
+    # whose history holds it.
+    table = shared.candidate_towers[0].item_embedding.embeddings
+    user = "1"
+    tower = shared.query_towers[0]
+    history = tower.history.numpy()[tower.user_lookup(tf.constant([user])).numpy()[0]]
+    before = shared.user_embeddings([user])
+    table.assign_add(tf.scatter_nd(history[history > 0][:, None], tf.ones([int((history > 0).sum()), 8]),
+                                   table.shape))
+    assert not np.allclose(shared.user_embeddings([user]), before)
+
+
+def test_two_tower_ensemble_scores_are_the_mean_of_its_members(tt_data):
+    model = TwoTower(ensemble_size=3, epochs=2, embedding_dim=8, layer_sizes=[8], history_length=5, patience=2)
+    model.fit(tt_data.ratings, items=tt_data.items, users=tt_data.users, verbose=0)
+    assert model.output_dim == 24 and len(model.query_towers) == len(model.candidate_towers) == 3
+    users = ["1", "2", "3"]
+    q = model.user_embeddings(users)
+    ids, c = model.candidate_embeddings()
+    assert q.shape == (3, 24) and c.shape == (len(ids), 24)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)  # unit norm, as ScaNN's tree expects
+    feats = model.features_from_ids(tf.constant(ids[:1].astype(str)), tf.constant(ids.astype(str)))
+    cand = model._candidate_inputs(feats)
+    member_scores = [tower(model._user_features(users)).numpy() @ ctower(cand).numpy().T
+                     for tower, ctower in zip(model.query_towers, model.candidate_towers)]
+    np.testing.assert_allclose(q @ c.T, np.mean(member_scores, axis=0), atol=1e-5)
+    # Members start from their own initialisations and stay distinct models.
+    assert not np.allclose(member_scores[0], member_scores[1], atol=1e-3)
+    # The loss is the mean of the members' own retrieval losses.
+    batch = model.features_from_ids(tf.constant(["1", "2", "3", "4"]), tf.constant(ids[:4].astype(str)))
+    total = float(model.compute_loss(batch))
+    assert TwoTower.from_config(model.get_config()).get_config() == model.get_config()
+    members = []
+    for q_tower, c_tower in zip(model.query_towers, model.candidate_towers):
+        members.append(float(model.task(q_tower(model._query_inputs(batch)), c_tower(model._candidate_inputs(batch)),
+                                         candidate_sampling_probability=tf.exp(tf.gather(
+                                             model._item_logq, model._prob_lookup(batch["item_id"]))),
+                                         candidate_ids=batch["item_id"], compute_metrics=False)))
+    assert total == pytest.approx(np.mean(members), rel=1e-5)
+
+
 def test_two_tower_bad_hyperparameters():
     with pytest.raises(ConfigError, match="temperature"):
         TwoTower(temperature=0)
     with pytest.raises(ConfigError, match="embedding_dim"):
         TwoTower(embedding_dim=-4)
+    with pytest.raises(ConfigError, match="ensemble_size"):
+        TwoTower(ensemble_size=0)
 
 
 def test_two_tower_ml100k_quality(ml100k):
@@ -113,8 +172,8 @@ def test_two_tower_history_sees_only_earlier_items_in_training():
     names = {v: k for k, v in item_index.items()}
 
     def seen(user, t):
-        idx = model.query_model.user_lookup(tf.constant([user]))
-        row = model.query_model._history_items(idx, {"timestamp": tf.constant([t], tf.int64)}).numpy()[0]
+        idx = model.query_towers[0].user_lookup(tf.constant([user]))
+        row = model.query_towers[0]._history_items(idx, {"timestamp": tf.constant([t], tf.int64)}).numpy()[0]
         return [names.get(int(j)) for j in row]
 
     # The example (a, r, t=30) sees the two items before it -- never r itself or the later s.
@@ -124,8 +183,8 @@ def test_two_tower_history_sees_only_earlier_items_in_training():
     assert seen("a", 10) == [None, None]  # the first rating has no history
     assert seen("b", 50) == [None, "s"]  # b's history is b's own, not a's
     # Serving (no timestamp): each user's last N training items, in the same layout.
-    table = model.query_model.history.numpy()
-    idx = model.query_model.user_lookup(tf.constant(["a", "b"])).numpy()
+    table = model.query_towers[0].history.numpy()
+    idx = model.query_towers[0].user_lookup(tf.constant(["a", "b"])).numpy()
     assert [names.get(int(j)) for j in table[idx[0]]] == ["r", "s"]
     assert [names.get(int(j)) for j in table[idx[1]]] == ["s", "p"]
 
@@ -141,8 +200,8 @@ def test_two_tower_history_counts_same_second_items_but_never_the_target():
     def seen(item, t):
         inputs = model._query_inputs({"user_id": tf.constant(["a"]), "item_id": tf.constant([item]),
                                       "timestamp": tf.constant([t], tf.int64)})
-        idx = model.query_model.user_lookup(inputs["user_id"])
-        return [names.get(int(j)) for j in model.query_model._history_items(idx, inputs).numpy()[0]]
+        idx = model.query_towers[0].user_lookup(inputs["user_id"])
+        return [names.get(int(j)) for j in model.query_towers[0]._history_items(idx, inputs).numpy()[0]]
 
     # Same-second ratings are history (as they are at serving time); the target itself never is,
     # and the N items stay right-aligned around the gap it leaves.
@@ -151,9 +210,10 @@ def test_two_tower_history_counts_same_second_items_but_never_the_target():
     assert seen("s", 30) == ["p", "q", "r"]
     assert seen("t", 40) == ["q", "r", "s"]  # nothing from after t; t itself left out
     assert seen("p", 10) == [None, None, None]
-    # Training and serving agree: the serving table holds the last N items, t included.
-    table = model.query_model.history.numpy()[model.query_model.user_lookup(tf.constant(["a"])).numpy()[0]]
-    assert [names.get(int(j)) for j in table] == ["r", "s", "t"]
+    # Training and serving agree: the serving table holds the last N items, t included (every member).
+    for tower in model.query_towers:
+        table = tower.history.numpy()[tower.user_lookup(tf.constant(["a"])).numpy()[0]]
+        assert [names.get(int(j)) for j in table] == ["r", "s", "t"]
 
 
 def test_two_tower_history_is_off_without_timestamps():
@@ -161,5 +221,5 @@ def test_two_tower_history_is_off_without_timestamps():
     model = TwoTower(history_length=2, epochs=1, embedding_dim=4, layer_sizes=[4], batch_size=2)
     with pytest.warns(UserWarning, match="no 'timestamp' column"):
         model.fit(ratings, validation_fraction=0, verbose=0)
-    assert not model.query_model.history.numpy().any()  # no order, no history: the target cannot leak in
+    assert not model.query_towers[0].history.numpy().any()  # no order, no history: the target cannot leak in
     assert model.recommend(["a"], k=2)["item_id"].tolist() == ["r"]  # the one item a has not rated
