@@ -9,7 +9,7 @@ from tfrec.data import leave_last_out_split, synthetic_movielens
 from tfrec.errors import ConfigError
 from tfrec.evaluation import full_ranking
 from tfrec.models.baselines import ContentTFIDF, CoVisitation, ItemKNN, Popularity
-from tfrec.models.two_tower import TwoTower
+from tfrec.models.two_tower import TowerEnsemble, TwoTower
 
 R = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c", "c", "d"], "item_id": ["x", "y", "x", "y", "x", "z", "x"],
                   "rating": 4.0, "timestamp": [1, 2, 1, 2, 1, 2, 1]})
@@ -138,6 +138,9 @@ def test_two_tower_ensemble_scores_are_the_mean_of_its_members(tt_data):
     batch = model.features_from_ids(tf.constant(["1", "2", "3", "4"]), tf.constant(ids[:4].astype(str)))
     total = float(model.compute_loss(batch))
     assert TwoTower.from_config(model.get_config()).get_config() == model.get_config()
+    for ensemble in (model.query_model, model.candidate_model):
+        rebuilt = TowerEnsemble.from_config(ensemble.get_config())
+        assert rebuilt.get_config() == ensemble.get_config() and len(rebuilt.members) == 3
     members = []
     for q_tower, c_tower in zip(model.query_towers, model.candidate_towers):
         members.append(float(model.task(q_tower(model._query_inputs(batch)), c_tower(model._candidate_inputs(batch)),

@@ -241,6 +241,16 @@ class TowerEnsemble(tf.keras.Model):
         outs = [m(inputs, training=training) for m in self.members]
         return tf.concat(outs, axis=-1) / float(np.sqrt(len(outs)))
 
+    def get_config(self):
+        return {"members": [{"class_name": type(m).__name__, "config": m.get_config()} for m in self.members]}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuilds the members from their configs (a rebuilt QueryTower has its own history table:
+        sharing an embedding with a candidate tower is wiring that TwoTower does, not config)."""
+        classes = {"QueryTower": QueryTower, "CandidateTower": CandidateTower}
+        return cls([classes[m["class_name"]](**m["config"]) for m in config["members"]])
+
 
 class TwoTower(KerasRecommender, tfrs.models.Model):
     """Two-tower retrieval: ``score(u, i) = <query(u), candidate(i)> / temperature``.
