@@ -132,6 +132,18 @@ def test_two_tower_ensemble_scores_are_the_mean_of_its_members(tt_data):
     member_scores = [tower(model._user_features(users)).numpy() @ ctower(cand).numpy().T
                      for tower, ctower in zip(model.query_towers, model.candidate_towers)]
     np.testing.assert_allclose(q @ c.T, np.mean(member_scores, axis=0), atol=1e-5)
+    # In training the ensemble looks each example's history window up once for all members; a
+    # member computing its own sees exactly the same window.
+    timed = dict(model.features_from_ids(tf.constant(["1", "2"]), tf.constant(ids[:2].astype(str))),
+                 timestamp=tf.constant(tt_data.ratings.groupby("user_id")["timestamp"].max()[["1", "2"]].to_numpy(),
+                                       tf.int64))
+    inputs = model._query_inputs(timed)
+    assert (inputs["history_items"].numpy() > 0).all()  # both users have 5+ earlier items
+    for tower in model.query_towers:
+        own = tower._history_items(tower.user_lookup(inputs["user_id"]), inputs)
+        np.testing.assert_array_equal(inputs["history_items"].numpy(), own.numpy())
+        without = {k: v for k, v in inputs.items() if k != "history_items"}
+        np.testing.assert_allclose(tower(inputs).numpy(), tower(without).numpy(), atol=1e-6)
     # Members start from their own initialisations and stay distinct models.
     assert not np.allclose(member_scores[0], member_scores[1], atol=1e-3)
     # The loss is the mean of the members' own retrieval losses.

@@ -26,6 +26,9 @@ QUERY_FEATURES = (F.USER_ID,) + F.USER_FEATURES
 CANDIDATE_FEATURES = (F.ITEM_ID,) + F.ITEM_FEATURES
 # Training-only query input: the example's item index, so its history can leave the target out.
 TARGET_INDEX = "target_item_index"
+# Training-only query input: [batch, N] history items already looked up (an ensemble's members
+# would each compute the same window otherwise).
+HISTORY_ITEMS = "history_items"
 
 
 def _mlp(sizes, name, seed):
@@ -50,7 +53,8 @@ class QueryTower(tf.keras.Model):
     with the model). In training, an example with ``timestamp`` t sees only the N items the user
     rated up to t, its own item left out (:meth:`set_training_sequences`): the query never contains
     its own target or later items, so the model learns to predict the next item from the recent
-    past, which is what it is asked at serving time.
+    past, which is what it is asked at serving time. A ``history_items`` input ([batch, N], already
+    looked up) is used as is: TwoTower computes it once for all members of an ensemble.
 
     ``id_dropout`` replaces the user id with the out-of-vocabulary id for a share of training
     examples, so the OOV row learns "a user we only know by demographics" -- the cold-start path.
@@ -160,7 +164,7 @@ class QueryTower(tf.keras.Model):
             if name in inputs:
                 parts.append(layer(inputs[name]))
         if self.history_length:
-            hist = self._history_items(idx, inputs)
+            hist = inputs[HISTORY_ITEMS] if HISTORY_ITEMS in inputs else self._history_items(idx, inputs)
             # Softmax over the valid positions of the learned recency logits (all-padding rows -> 0).
             weight = tf.exp(self.history_position_logits)[None, :] * tf.cast(hist > 0, tf.float32)
             weight = weight / tf.maximum(tf.reduce_sum(weight, 1, keepdims=True), 1e-9)
@@ -443,6 +447,11 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
         inputs = {k: features[k] for k in QUERY_FEATURES + (F.TIMESTAMP,) if k in features}
         if F.TIMESTAMP in inputs and F.ITEM_ID in features:
             inputs[TARGET_INDEX] = self._prob_lookup(features[F.ITEM_ID])  # item-vocabulary index, 0 = unknown
+        towers = self.query_towers
+        if F.TIMESTAMP in inputs and self.history_length and len(towers) > 1:
+            # Members hold the same history: compute each example's window once, not once per member.
+            first = towers[0]
+            inputs[HISTORY_ITEMS] = first._history_items(first.user_lookup(inputs[F.USER_ID]), inputs)
         return inputs
 
     def _candidate_inputs(self, features):
