@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     # train
     p = sub.add_parser("train", help="train a model and evaluate it on the test split")
     p.add_argument("model", help="mf, fm, wide_deep, neumf, two_tower, two_tower_id, popularity, item_knn, user_knn, "
-                                 "content_tfidf, covisitation")
+                                 "content_tfidf, covisitation, ease, als")
     _add_dataset_args(p)
     _add_split_args(p)
     p.add_argument("--epochs", type=_positive_int, default=None)

@@ -13,6 +13,7 @@ from tfrec.data.splits import (
     leave_last_out_split,
     random_split,
     temporal_split,
+    validation_split,
 )
 from tfrec.data.synthetic import synthetic_movielens
 from tfrec.data.vocab import Vocabulary, fit_vocabularies, load_vocabularies, save_vocabularies
@@ -39,4 +40,5 @@ __all__ = [
     "synthetic_movielens",
     "temporal_split",
     "tensor_dataset",
+    "validation_split",
 ]

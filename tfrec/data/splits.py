@@ -5,6 +5,8 @@
   in train is later than validation, nothing in validation later than test.
 * :func:`leave_last_out_split` -- per user, the latest interaction is test (the NCF protocol).
 * :func:`cold_start_user_split` -- whole users held out: test users are absent from train.
+* :func:`validation_split` -- a validation part carved from a *training* part (model selection and
+  tuning never look at the test rows).
 * :func:`filter_min_interactions` -- k-core style filtering to a fixed point.
 """
 
@@ -105,6 +107,27 @@ def leave_last_out_split(ratings: pd.DataFrame):
     is_test = np.zeros(len(ratings), dtype=bool)
     is_test[test_pos] = True
     return ratings[~is_test].reset_index(drop=True), ratings[is_test].reset_index(drop=True)
+
+
+def validation_split(train: pd.DataFrame, seed: int = 0):
+    """``(fit_part, validation)`` carved from training rows only, for model selection.
+
+    With a ``timestamp`` column it is :func:`leave_last_out_split` applied to ``train`` (each
+    user's latest training interaction validates, mirroring the leave-last-out test protocol);
+    without one, one seeded random interaction per user with at least two. Users with a single
+    interaction stay entirely in the fit part.
+    """
+    _check_ratings(train)
+    if "timestamp" in train.columns:
+        return leave_last_out_split(train)
+    users = train["user_id"].astype(str).to_numpy()
+    counts = pd.Series(users).map(pd.Series(users).value_counts()).to_numpy()
+    noise = np.random.default_rng(seed).random(len(train))
+    frame = pd.DataFrame({"user": users, "noise": noise, "pos": np.arange(len(train))})[counts > 1]
+    held = frame.loc[frame.groupby("user", sort=False)["noise"].idxmax(), "pos"].to_numpy()
+    is_val = np.zeros(len(train), dtype=bool)
+    is_val[held] = True
+    return train[~is_val].reset_index(drop=True), train[is_val].reset_index(drop=True)
 
 
 def cold_start_user_split(ratings: pd.DataFrame, test_fraction: float = 0.1, seed: int = 0):

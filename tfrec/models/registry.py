@@ -22,11 +22,13 @@ _MODELS = {
     "user_knn": ("tfrec.models.baselines", "UserKNN", {}),
     "content_tfidf": ("tfrec.models.baselines", "ContentTFIDF", {}),
     "covisitation": ("tfrec.models.baselines", "CoVisitation", {}),
+    "ease": ("tfrec.models.ease", "EASE", {}),
+    "als": ("tfrec.models.als", "ImplicitALS", {}),
 }
 
 RATING_MODELS = ("mf", "fm", "wide_deep", "neumf")
 RETRIEVAL_MODELS = ("two_tower", "two_tower_id")
-BASELINES = ("popularity", "item_knn", "user_knn", "content_tfidf", "covisitation")
+BASELINES = ("popularity", "item_knn", "user_knn", "content_tfidf", "covisitation", "ease", "als")
 
 
 def model_names() -> list[str]:
