@@ -26,7 +26,7 @@ def __getattr__(name):
 
         return getattr(training, name)
     if name == "evaluate":
-        from tfrec.evaluation.compare import evaluate
+        from tfrec.training.compare import evaluate
 
         return evaluate
     raise AttributeError(f"module 'tfrec' has no attribute {name!r}")

@@ -148,7 +148,7 @@ def _cmd_train(args) -> int:
     if args.json:
         _print_json(result.metrics)
     else:
-        from tfrec.evaluation.compare import flatten_metrics
+        from tfrec.training.compare import flatten_metrics
 
         print(f"run folder: {result.run_dir}")
         for key, value in flatten_metrics(result.metrics).items():
@@ -158,7 +158,7 @@ def _cmd_train(args) -> int:
 
 # ------------------------------------------------------------------------------------------------ evaluate
 def _cmd_evaluate(args) -> int:
-    from tfrec.evaluation.compare import evaluate
+    from tfrec.training.compare import evaluate
 
     table = evaluate(args.runs, metrics=args.metric, chart=args.chart, recompute=args.recompute)
     if args.json:

@@ -89,7 +89,7 @@ def run_demo(data_dir=None, *, quick: bool = False, port: int = 0, base_dir="exp
     import tfrec
     from tfrec.commands import format_summary
     from tfrec.data import load_movielens
-    from tfrec.evaluation.compare import evaluate
+    from tfrec.training.compare import evaluate
     from tfrec.export import export_model
 
     t_start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Evaluation: pure metric functions, ranking protocols, diversity re-ranking, run comparison.
+"""Evaluation: pure metric functions, ranking protocols, diversity re-ranking.
 
 No TensorFlow is imported here: metrics work on any DataFrame of predictions, and the protocols
 only call a fitted model's ``score_users``.

@@ -350,7 +350,7 @@ def _save(module, path: Path, signatures: dict, scann: bool) -> None:
 
 
 def _versions() -> dict:
-    from tfrec.training import _versions as v
+    from tfrec.utils.versions import package_versions as v
 
     return v()
 

@@ -10,6 +10,9 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from tfrec.errors import ConfigError, DataError
+from tfrec.training.run_folder import load_run
+from tfrec.training.result import TrainResult
+from tfrec.training.trainer import evaluate_model
 from tfrec.utils.io import atomic_write_bytes
 
 # Lower is better for these; everything else in the table is higher-is-better.
@@ -32,8 +35,6 @@ def flatten_metrics(metrics: dict) -> dict:
 
 
 def _run_row(run) -> tuple[str, dict]:
-    from tfrec.training import TrainResult
-
     if isinstance(run, TrainResult):
         label = str(run.run_dir.name) if run.run_dir else run.model_name
         return label, flatten_metrics(run.metrics)
@@ -68,8 +69,6 @@ def evaluate(runs: Iterable, *, metrics: Optional[list] = None, chart=None, reco
     rows = {}
     for run in runs:
         if recompute and not hasattr(run, "metrics"):
-            from tfrec.training import evaluate_model, load_run
-
             result = load_run(run)
             fresh = evaluate_model(result.model, result.train, result.test, model_name=result.model_name,
                                    split=result.config.get("split", "random"), seed=result.config.get("seed", 0),

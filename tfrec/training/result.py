@@ -1,0 +1,61 @@
+"""What :func:`tfrec.train` returns and :func:`tfrec.load_run` gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns and :func:`load_run` gives back.
+
+    Attributes:
+      model: the fitted model (Keras models and baselines alike follow the recommender contract
+        when they can rank).
+      metrics: the test metrics dict (``rmse``/``mae`` for rating models; ``full``/``sampled_100``
+        for ranking; ``fit_seconds``; ``hyperparameters``).
+      model_name: registry name, e.g. ``"mf"``.
+      run_dir: the run folder, when one was written.
+      train, test: the split used (ratings DataFrames).
+      items, users: side tables (users is None for datasets without demographics).
+      config: what config.json holds.
+    """
+
+    model: Any
+    metrics: dict
+    model_name: str
+    run_dir: Optional[Path] = None
+    train: Optional[pd.DataFrame] = None
+    test: Optional[pd.DataFrame] = None
+    items: Optional[pd.DataFrame] = None
+    users: Optional[pd.DataFrame] = None
+    config: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        where = f", run_dir={str(self.run_dir)!r}" if self.run_dir else ""
+        return f"TrainResult(model_name={self.model_name!r}, metrics={_short(self.metrics)}{where})"
+
+
+def _short(metrics: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items() if k != "hyperparameters"}
+
+
+def init_params(cls) -> set:
+    import inspect
+
+    try:
+        return set(inspect.signature(cls.__init__).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def is_keras(model) -> bool:
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(model, tf.keras.Model)

@@ -1,0 +1,208 @@
+"""`tfrec.train`: dataset -> split -> model -> fit -> evaluate (-> run folder, see run_folder.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from tfrec.data.dataset import MovieLensData
+from tfrec.errors import ConfigError, DataError
+from tfrec.models import registry
+from tfrec.training.result import TrainResult, init_params, is_keras
+from tfrec.training.run_folder import save_run
+from tfrec.utils.versions import package_versions
+
+SPLITS = ("random", "temporal", "leave_last_out", "cold_start")
+# Hyperparameters every tfrec Keras model accepts through fit(); the rest go to the constructor.
+_FIT_KEYS = ("epochs", "batch_size", "pipeline", "verbose", "validation_fraction", "callbacks")
+
+
+# ------------------------------------------------------------------------------------------------
+def resolve_dataset(dataset, data_dir=None, seed: int = 0) -> MovieLensData:
+    """A loaded dataset from a name (``"ml-100k"``, ``"synthetic"``) or a MovieLensData."""
+    if isinstance(dataset, MovieLensData):
+        return dataset
+    if not isinstance(dataset, str):
+        raise ConfigError(f"dataset must be a name such as 'ml-100k' or a MovieLensData, got {type(dataset).__name__}")
+    from tfrec import data as tdata
+
+    if dataset == "synthetic" or dataset.startswith("synthetic"):
+        return tdata.synthetic_movielens(seed=seed)
+    return tdata.load_movielens(dataset, data_dir=data_dir)
+
+
+def make_split(ratings: pd.DataFrame, split: str, *, test_fraction: float = 0.2, seed: int = 0):
+    """(train, validation or None, test) for a split name in SPLITS."""
+    from tfrec import data as tdata
+
+    if split == "random":
+        train, test = tdata.random_split(ratings, test_fraction=test_fraction, seed=seed)
+        return train, None, test
+    if split == "temporal":
+        return tdata.temporal_split(ratings)
+    if split == "leave_last_out":
+        train, test = tdata.leave_last_out_split(ratings)
+        return train, None, test
+    if split == "cold_start":
+        train, test = tdata.cold_start_user_split(ratings, test_fraction=test_fraction, seed=seed)
+        return train, None, test
+    raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+
+
+def _is_rating_model(model) -> bool:
+    # Keras rating models train on the rating label (NeuMF's implicit objective and the
+    # two-tower retrieval model do not predict ratings).
+    return hasattr(model, "predict_ratings") and getattr(model, "label_key", None) == "rating"
+
+
+def _can_rank(model) -> bool:
+    return hasattr(model, "score_users")
+
+
+def evaluate_model(model, train, test, *, model_name: str, split: str, k: int = 10, seed: int = 0,
+                   users: Optional[pd.DataFrame] = None, verbose: int = 0) -> dict:
+    """Test metrics for a fitted model: rating metrics and/or ranking protocols.
+
+    Rating models report ``rmse``/``mae`` on the test ratings; models that rank report
+    ``full`` (full ranking, training items excluded) and ``sampled_100`` (the NCF protocol).
+    Rating models are ranked too when the split is ``leave_last_out`` (the ranking protocol's split).
+    """
+    from tfrec.evaluation import metrics as M
+    from tfrec.evaluation import protocols as P
+
+    out: dict = {}
+    if _is_rating_model(model):
+        pred = test[["user_id", "item_id", "rating"]].copy()
+        pred["prediction"] = np.asarray(model.predict_ratings(pred["user_id"].to_numpy(), pred["item_id"].to_numpy()),
+                                        dtype=np.float64).reshape(-1)
+        out["rmse"] = float(M.rmse(test, pred))
+        out["mae"] = float(M.mae(test, pred))
+    rank = _can_rank(model) and (not _is_rating_model(model) or split in ("leave_last_out", "cold_start"))
+    if rank:
+        out["full"] = P.full_ranking(model, train, test, k=k, verbose=bool(verbose))
+        out["sampled_100"] = P.sampled_ranking(model, train, test, n_negatives=100, k=k, seed=seed)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+def train(
+    model_name: str,
+    dataset="ml-100k",
+    *,
+    data_dir=None,
+    split: str = "random",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    output=None,
+    tensorboard: bool = False,
+    verbose: int = 1,
+    **hyperparameters,
+) -> TrainResult:
+    """Train ``model_name`` on ``dataset`` and evaluate it once on the test split.
+
+    Args:
+      model_name: a registry name (``tfrec.models.registry.model_names()``), e.g. ``"mf"``,
+        ``"two_tower"``, ``"item_knn"``.
+      dataset: a dataset name (``"ml-100k"``, ``"ml-latest-small"``, ..., or ``"synthetic"``) or a
+        loaded :class:`tfrec.data.MovieLensData`.
+      data_dir: where to find the dataset (as for :func:`tfrec.data.load_movielens`).
+      split: ``"random"`` (``test_fraction``, ``seed``; the same split as
+        ``tfrec.data.random_split(ratings, test_fraction, seed)``), ``"temporal"`` (75/15/10 in
+        global time order; the 15% is the validation set), ``"leave_last_out"`` or
+        ``"cold_start"``.
+      output: a run folder to write (None: write nothing).
+      tensorboard: write TensorBoard logs into ``output/tensorboard`` (Keras models).
+      **hyperparameters: passed to the model (``epochs``, ``batch_size``, ``pipeline``, ... go to
+        its ``fit``; the rest to its constructor).
+
+    Early stopping (Keras models) uses a validation set carved from the training split only; the
+    test split is touched once, at the end.
+
+    Example:
+      >>> result = tfrec.train("mf", "ml-100k", data_dir="../shared/data", epochs=5)  # doctest: +SKIP
+      >>> result.metrics["rmse"]  # doctest: +SKIP
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+    if not (0.0 < float(test_fraction) < 1.0):
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    cls = registry.get_model_class(model_name)  # fails fast on unknown names, before loading data
+    data = resolve_dataset(dataset, data_dir=data_dir, seed=seed)
+    train_df, val_df, test_df = make_split(data.ratings, split, test_fraction=test_fraction, seed=seed)
+    if len(test_df) == 0:
+        raise DataError(f"the {split!r} split of {data.name} left no test ratings")
+
+    ctor_hp = {k: v for k, v in hyperparameters.items() if k not in _FIT_KEYS}
+    fit_hp = {k: v for k, v in hyperparameters.items() if k in _FIT_KEYS}
+    if "seed" in init_params(cls) and "seed" not in ctor_hp:
+        ctor_hp["seed"] = seed
+    model = registry.create_model(model_name, **ctor_hp)
+
+    run_dir = Path(output) if output is not None else None
+    fit_kwargs = dict(fit_hp)
+    if is_keras(model):
+        fit_kwargs.setdefault("verbose", verbose)
+        if val_df is not None and len(val_df):
+            fit_kwargs["validation_data"] = val_df
+        if tensorboard and run_dir is not None:
+            import tensorflow as tf
+
+            fit_kwargs["callbacks"] = list(fit_kwargs.get("callbacks") or []) + [
+                tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))
+            ]
+    elif fit_hp:
+        unknown = ", ".join(sorted(fit_hp))
+        raise ConfigError(f"model {model_name!r} is not trained with Keras; it takes no {unknown}")
+
+    if verbose:
+        print(f"[tfrec] training {model_name} on {data.name} ({len(train_df)} train / {len(test_df)} test ratings, "
+              f"split={split})", file=sys.stderr)
+    t0 = time.perf_counter()
+    model.fit(train_df, items=data.items, users=data.users, **fit_kwargs)
+    fit_seconds = time.perf_counter() - t0
+
+    metrics = evaluate_model(model, train_df, test_df, model_name=model_name, split=split, seed=seed,
+                             users=data.users, verbose=verbose)
+    metrics["fit_seconds"] = round(fit_seconds, 3)
+    metrics["hyperparameters"] = _hyperparameters(model, hyperparameters)
+
+    config = {
+        "model_name": model_name,
+        "dataset": data.name,
+        "synthetic": bool(data.synthetic),
+        "data_source": data.source,
+        "split": split,
+        "test_fraction": test_fraction,
+        "seed": seed,
+        "hyperparameters": metrics["hyperparameters"],
+        "versions": package_versions(),
+    }
+    result = TrainResult(model=model, metrics=metrics, model_name=model_name, run_dir=run_dir,
+                         train=train_df, test=test_df, items=data.items, users=data.users, config=config)
+    if run_dir is not None:
+        save_run(result, run_dir)
+    return result
+
+
+def _hyperparameters(model, given: dict) -> dict:
+    params: dict = {}
+    if hasattr(model, "get_params"):
+        params.update(model.get_params())
+    elif hasattr(model, "get_config"):
+        cfg = model.get_config()
+        params.update({k: v for k, v in cfg.items() if "vocab" not in k and k not in ("name", "trainable", "dtype")})
+    params.update({k: v for k, v in given.items() if k != "callbacks"})
+    return json.loads(json.dumps(params, default=_jsonable))
+
+
+def _jsonable(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return repr(obj)
