@@ -8,8 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.data import features as F
-from tfrec.models.keras_base import KerasRecommender, check_non_negative, check_positive_int, string_lookup
-from tfrec.models.layers import side_feature_layers
+from tfrec.models.checks import check_non_negative, check_positive_int
+from tfrec.models.keras_base import KerasRecommender
+from tfrec.models.layers import side_feature_layers, string_lookup
 
 
 class FactorizationMachine(KerasRecommender, tf.keras.Model):

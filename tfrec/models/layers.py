@@ -8,10 +8,30 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tfrec.data import features as F
-from tfrec.models.keras_base import AGE_VOCAB, YEAR_BUCKETS, string_lookup
+# Age codes are a closed set: an IntegerLookup over them (0 = unknown -> OOV).
+AGE_VOCAB = list(F.AGE_CODES)
+YEAR_BUCKETS = list(range(1920, 2021, 5))
+
+
+class Untracked:
+    """Holds a value outside Keras' attribute tracking (see :func:`string_lookup` for why)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+def string_lookup(values: Sequence[str], name: str) -> tf.keras.layers.StringLookup:
+    """Raw strings -> ids, 0 = out of vocabulary (the :class:`tfrec.data.Vocabulary` layout)."""
+    # A numpy array, not a list: Keras tracks list attributes and walks every element each time it
+    # collects layers (hundreds of times while tracing), which made tracing seconds slower.
+    vocab = np.asarray([str(v) for v in values], dtype=object)
+    return tf.keras.layers.StringLookup(vocabulary=vocab, num_oov_indices=1, mask_token=None, name=name)
 
 
 class GenrePooling(tf.keras.layers.Layer):

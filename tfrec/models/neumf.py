@@ -10,13 +10,9 @@ import tensorflow as tf
 
 from tfrec.data import features as F
 from tfrec.errors import ConfigError
-from tfrec.models.keras_base import (
-    KerasRecommender,
-    check_layer_sizes,
-    check_non_negative,
-    check_positive_int,
-    string_lookup,
-)
+from tfrec.models.checks import check_layer_sizes, check_non_negative, check_positive_int
+from tfrec.models.keras_base import KerasRecommender
+from tfrec.models.layers import string_lookup
 
 OBJECTIVES = ("implicit", "rating")
 NEGATIVE_SAMPLING = ("uniform", "popularity")

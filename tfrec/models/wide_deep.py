@@ -8,15 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.data import features as F
-from tfrec.models.keras_base import (
-    KerasRecommender,
-    check_fraction,
-    check_layer_sizes,
-    check_non_negative,
-    check_positive_int,
-    string_lookup,
-)
-from tfrec.models.layers import side_feature_layers
+from tfrec.models.checks import check_fraction, check_layer_sizes, check_non_negative, check_positive_int
+from tfrec.models.keras_base import KerasRecommender
+from tfrec.models.layers import side_feature_layers, string_lookup
 
 #: the demographic fields crossed with every genre of the item in the wide part.
 CROSSED_WITH_GENRE = (F.GENDER, F.AGE, F.OCCUPATION)
