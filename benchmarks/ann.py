@@ -24,7 +24,8 @@ import tfrec  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
-from tfrec.export.savedmodel import RetrievalModule, _retrieval_signatures, _save
+from tfrec.export.retrieval import RetrievalModule, retrieval_signatures
+from tfrec.export.savedmodel import save_module
 
 
 class _EmbeddingModel:
@@ -94,7 +95,7 @@ def run_case(kind, n, d, n_queries, params, workdir, rng):
         path = workdir / f"{kind}_{variant}" / "1"
         t0 = time.perf_counter()
         module = RetrievalModule(model, k=10, k_max=10, use_scann=variant == "scann", scann_params=params)
-        _save(module, path, _retrieval_signatures(module), scann=variant == "scann")
+        save_module(module, path, retrieval_signatures(module), scann=variant == "scann")
         build = time.perf_counter() - t0
         del module
         t0 = time.perf_counter()

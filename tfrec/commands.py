@@ -66,28 +66,10 @@ def _cmd_data_describe(args) -> int:
     if args.json:
         _print_json(summary)
     else:
+        from tfrec.reports.dataset_summary import format_summary
+
         print(format_summary(summary))
     return 0
-
-
-def format_summary(s: dict) -> str:
-    """A human-readable dataset summary (the `make demo` opening)."""
-    label = "  [SYNTHETIC DATA]" if s.get("synthetic") else ""
-    lines = [
-        f"Dataset {s['name']}{label}  ({s.get('source', '')})",
-        f"  ratings: {s['n_ratings']:,}   users: {s['n_users']:,}   items rated: {s['n_items']:,}"
-        f"   catalog: {s['n_catalog_items']:,}",
-        f"  sparsity: {s['sparsity']:.4f}   mean rating: {s['rating_mean']:.3f}",
-        "  rating histogram:",
-    ]
-    total = max(s["n_ratings"], 1)
-    for rating, count in s["rating_histogram"].items():
-        bar = "#" * int(round(50 * count / total))
-        lines.append(f"    {rating:>4}  {count:>8,}  {bar}")
-    lines.append("  top genres (by ratings):")
-    for genre, count in s["top_genres"].items():
-        lines.append(f"    {genre:<12} {count:>8,}")
-    return "\n".join(lines)
 
 
 def _cmd_data_download(args) -> int:

@@ -8,7 +8,6 @@ movies -> stop the server.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -87,7 +86,7 @@ def run_demo(data_dir=None, *, quick: bool = False, port: int = 0, base_dir="exp
     import urllib.request
 
     import tfrec
-    from tfrec.commands import format_summary
+    from tfrec.reports.dataset_summary import format_summary
     from tfrec.data import load_movielens
     from tfrec.training.compare import evaluate
     from tfrec.export import export_model

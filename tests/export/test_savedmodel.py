@@ -122,7 +122,7 @@ def test_versions_refuse_overwrite_and_failed_export_leaves_nothing(exported, tm
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(sm, "_write_extras", boom)
+    monkeypatch.setattr(sm, "write_extras", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         export_model(run, name="m", base_dir=tmp_path)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2"]  # no 3, no temp folders
@@ -188,7 +188,7 @@ def test_scann_index_uses_anisotropic_quantization_and_a_spherical_tree():
     import scann  # noqa: F401
 
     from tfrec.export import scann_index
-    from tfrec.export.savedmodel import is_unit_norm
+    from tfrec.export.ann_index import is_unit_norm
 
     rng = np.random.default_rng(0)
 

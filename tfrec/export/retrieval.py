@@ -1,0 +1,189 @@
+"""The retrieval export: :class:`RetrievalModule` (tables, embeddings, index as TF state) and its signatures."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfrec.data import features as F
+from tfrec.export.ann_index import scann_index
+
+class RetrievalModule(tf.Module):
+    """Everything a retrieval request needs, as TensorFlow state: tables, embeddings, index."""
+
+    def __init__(self, model, *, k: int, k_max: int, use_scann: bool, scann_params: Optional[dict] = None):
+        super().__init__(name="tfrec_retrieval")
+        item_ids, cand = model.candidate_embeddings()
+        cand = np.asarray(cand, dtype=np.float32)
+        self.n_items, self.dim = cand.shape
+        self.k = int(min(k, self.n_items))
+        self.k_max = int(min(k_max, self.n_items))
+        users = list(model.user_index_)
+        user_emb = np.asarray(model.user_embeddings(users), dtype=np.float32)
+        # Row 0 is "unknown user".
+        self.user_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(users), tf.range(1, len(users) + 1, dtype=tf.int64)), 0)
+        self.item_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(item_ids.astype(str)),
+                                                tf.range(len(item_ids), dtype=tf.int64)), -1)
+        self.item_ids = tf.constant(item_ids.astype(str))
+        self.candidates = tf.constant(cand)
+        self.user_embeddings = tf.constant(np.vstack([np.zeros((1, self.dim), np.float32), user_emb]))
+        norm = cand / np.maximum(np.linalg.norm(cand, axis=1, keepdims=True), 1e-12)
+        self.normalized_candidates = tf.constant(norm.astype(np.float32))
+        # Seen (user row, item position) pairs as int64 keys of a hash set.
+        keys = []
+        for row, u in enumerate(users, start=1):
+            for pos in model.seen_.get(u, []):
+                keys.append(row * self.n_items + int(pos))
+        max_seen = max((len(v) for v in model.seen_.values()), default=0)
+        keys = np.asarray(keys or [-1], dtype=np.int64)
+        self.seen_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.ones(len(keys), tf.int64)), 0)
+        # Candidates retrieved before exclusions: enough that k_max remain after removing the
+        # user's seen items and up to k_max request-time exclusions.
+        self.k_retrieve = int(min(self.n_items, self.k_max + max_seen + self.k_max))
+        # serving_default needs only k after the user's seen items are removed.
+        self.k_default = int(min(self.n_items, self.k + max_seen))
+        pop = np.asarray(model.popularity_, dtype=np.float64)
+        order = np.lexsort((np.arange(len(pop)), -pop))[: self.k_retrieve]
+        self.pop_positions = tf.constant(order.astype(np.int64))
+        self.pop_scores = tf.constant((pop[order] / max(pop.sum(), 1.0)).astype(np.float32))
+        self.use_scann = bool(use_scann)
+        self.scann_params = dict(scann_params or {})
+        if self.use_scann:
+            self.index = scann_index(k=self.k_retrieve, **self.scann_params)
+            self.index.index(tf.constant(cand), tf.range(self.n_items, dtype=tf.int64))
+        self.has_features = bool(getattr(model, "use_features", False) and model._side and F.GENDER in model._side)
+        if self.has_features:
+            self.query_model = model.query_model
+        else:
+            # No demographics: no cold-start signature (tf.saved_model.save would trace it).
+            self.recommend_new_user = None
+
+    # -- core ----------------------------------------------------------------------------------------
+    def _retrieve(self, queries, k_retrieve: int):
+        """(positions int64 [B, k_retrieve], scores float32 [B, k_retrieve]) before exclusions."""
+        if self.use_scann:
+            scores, positions = self.index(queries, k=k_retrieve)
+            # ScaNN may return fewer neighbours than asked (few points in the searched leaves):
+            # pad to a fixed width with invalid positions that _finish masks out.
+            pad = tf.maximum(k_retrieve - tf.shape(positions)[1], 0)
+            positions = tf.pad(tf.cast(positions, tf.int64), [[0, 0], [0, pad]], constant_values=-1)
+            scores = tf.pad(scores, [[0, 0], [0, pad]], constant_values=-np.inf)
+            return positions[:, :k_retrieve], scores[:, :k_retrieve]
+        scores = tf.matmul(queries, self.candidates, transpose_b=True)
+        top = tf.math.top_k(scores, k=k_retrieve, sorted=True)
+        return tf.cast(top.indices, tf.int64), top.values
+
+    def _finish(self, positions, scores, user_rows, exclude_positions, k):
+        """Mask seen items (per user row) and request-time exclusions, then the top k."""
+        penalty = tf.zeros_like(scores)
+        if user_rows is not None:
+            keys = user_rows[:, None] * self.n_items + positions
+            seen = tf.cast(self.seen_table.lookup(keys), tf.bool)
+            penalty = tf.where(seen, tf.fill(tf.shape(scores), -np.inf), penalty)
+        if exclude_positions is not None:
+            hit = tf.reduce_any(tf.equal(positions[:, :, None], exclude_positions[:, None, :]), axis=-1)
+            penalty = tf.where(hit, tf.fill(tf.shape(scores), -np.inf), penalty)
+        # Also never return padding / invalid positions.
+        penalty = tf.where(positions < 0, tf.fill(tf.shape(scores), -np.inf), penalty)
+        top = tf.math.top_k(scores + penalty, k=k, sorted=True)
+        chosen = tf.gather(positions, top.indices, batch_dims=1)
+        return {"item_ids": tf.gather(self.item_ids, tf.maximum(chosen, 0)), "scores": top.values}
+
+    def _for_users(self, user_id, k, exclude_positions, k_retrieve: int):
+        rows = self.user_table.lookup(user_id)
+        positions, scores = self._retrieve(tf.gather(self.user_embeddings, rows), k_retrieve)
+        batch = tf.shape(user_id)[0]
+        known = (rows > 0)[:, None]
+        pop_pos = tf.tile(self.pop_positions[None, :k_retrieve], [batch, 1])
+        pop_sc = tf.tile(self.pop_scores[None, :k_retrieve], [batch, 1])
+        positions = tf.where(known, positions, pop_pos)
+        scores = tf.where(known, scores, pop_sc)
+        return self._finish(positions, scores, rows, exclude_positions, k)
+
+    # -- signatures ----------------------------------------------------------------------------------
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serving_default(self, user_id):
+        return self._for_users(user_id, self.k, None, self.k_default)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
+                                  tf.TensorSpec([], tf.int32, name="k"),
+                                  tf.TensorSpec([None, None], tf.string, name="exclude_item_ids")])
+    def recommend(self, user_id, k, exclude_item_ids):
+        tf.debugging.assert_greater_equal(k, 1, message="k must be >= 1")
+        tf.debugging.assert_less_equal(k, self.k_max, message=f"k must be <= k_max ({self.k_max})")
+        excl = self.item_table.lookup(exclude_item_ids)
+        return self._for_users(user_id, k, excl, self.k_retrieve)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def user_embedding(self, user_id):
+        return {"embedding": tf.gather(self.user_embeddings, self.user_table.lookup(user_id))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_id")])
+    def item_embedding(self, item_id):
+        pos = self.item_table.lookup(item_id)
+        emb = tf.gather(self.candidates, tf.maximum(pos, 0))
+        return {"embedding": tf.where((pos >= 0)[:, None], emb, tf.zeros_like(emb))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_id"),
+                                  tf.TensorSpec([], tf.int32, name="k")])
+    def similar_items(self, item_id, k):
+        tf.debugging.assert_greater_equal(k, 1, message="k must be >= 1")
+        tf.debugging.assert_less_equal(k, self.k_max, message=f"k must be <= k_max ({self.k_max})")
+        pos = self.item_table.lookup(item_id)
+        tf.debugging.assert_non_negative(pos, message="unknown item_id")
+        sims = tf.matmul(tf.gather(self.normalized_candidates, pos), self.normalized_candidates, transpose_b=True)
+        sims = sims + tf.one_hot(pos, self.n_items, on_value=-np.inf, off_value=0.0)
+        top = tf.math.top_k(sims, k=k, sorted=True)
+        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="gender"),
+                                  tf.TensorSpec([None], tf.int64, name="age"),
+                                  tf.TensorSpec([None], tf.string, name="occupation"),
+                                  tf.TensorSpec([None], tf.string, name="zip")])
+    def recommend_new_user(self, gender, age, occupation, zip):  # noqa: A002 - the feature's name
+        bounds = tf.constant(F.AGE_BOUNDARIES, tf.int64)
+        codes = tf.constant(F.AGE_CODES, tf.int64)
+        age_code = tf.gather(codes, tf.searchsorted(bounds, age, side="right"))
+        feats = {F.USER_ID: tf.fill(tf.shape(gender), ""), F.GENDER: gender, F.AGE: age_code,
+                 F.OCCUPATION: occupation, F.ZIP: tf.strings.substr(zip, 0, F.ZIP_PREFIX_LEN)}
+        queries = self.query_model(feats, training=False)
+        positions, scores = self._retrieve(queries, self.k)
+        return self._finish(positions, scores, None, None, self.k)
+
+
+
+
+def retrieval_signatures(module: RetrievalModule) -> dict:
+    sigs = {
+        "serving_default": module.serving_default,
+        "recommend": module.recommend,
+        "user_embedding": module.user_embedding,
+        "item_embedding": module.item_embedding,
+        "similar_items": module.similar_items,
+    }
+    if module.has_features:
+        sigs["recommend_new_user"] = module.recommend_new_user
+    return sigs
+
+
+def describe_signature(fn) -> dict:
+    concrete = fn.get_concrete_function()
+    inputs = [s.name for s in concrete.structured_input_signature[0]] if concrete.structured_input_signature else []
+    outputs = sorted(concrete.structured_outputs)
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def retrieval_warmup(users, items, has_features) -> dict:
+    warm = {
+        "serving_default": {"user_id": users[:2]},
+        "recommend": {"user_id": users[:1], "k": 10, "exclude_item_ids": [[items[0]]]},
+        "similar_items": {"item_id": items[:1], "k": 10},
+    }
+    if has_features:
+        warm["recommend_new_user"] = {"gender": ["F"], "age": [25], "occupation": ["student"], "zip": ["94305"]}
+    return warm
