@@ -109,7 +109,12 @@ def _cmd_train(args) -> int:
     from tfrec.models import registry
 
     registry.get_model_class(args.model)  # unknown model: fail before loading anything
-    hp = dict(args.set or [])
+    hp = {}
+    if args.config:  # a `tfrec tune` result; --set and the flags below override it
+        from tfrec.tuning import load_tuned_config
+
+        hp.update(load_tuned_config(args.config, args.model))
+    hp.update(dict(args.set or []))
     for key in ("epochs", "batch_size", "pipeline", "embedding_dim", "learning_rate"):
         value = getattr(args, key, None)
         if value is not None:
@@ -135,6 +140,25 @@ def _cmd_train(args) -> int:
         print(f"run folder: {result.run_dir}")
         for key, value in flatten_metrics(result.metrics).items():
             print(f"  {key:<24} {value:.4f}" if isinstance(value, float) else f"  {key:<24} {value}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ tune
+def _cmd_tune(args) -> int:
+    from tfrec.tuning import tune
+
+    output = args.output or f"runs/{args.model}-tuned.json"
+    result = tune(args.model, args.dataset, trials=args.trials, data_dir=args.data_dir, split=args.split,
+                  test_fraction=args.test_fraction, seed=args.seed, metric=args.metric, fixed=dict(args.set or []),
+                  timeout=args.timeout, output=output, verbose=0 if args.json else 1)
+    if args.json:
+        _print_json(result.config)
+    else:
+        v = result.config["validation"]
+        print(f"validation {v['metric']}: defaults {v['default']:.4f}, best {v['best']:.4f} "
+              f"({'improved' if v['improved'] else 'no trial beat the defaults; keeping them'})")
+        print(f"best hyperparameters: {json.dumps(result.hyperparameters, sort_keys=True)}")
+        print(f"wrote {output}  (use: tfrec train {args.model} --config {output})")
     return 0
 
 
@@ -234,10 +258,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf.data pipeline (default: the model's, the faster one in benchmarks/data_pipeline.py)")
     p.add_argument("--set", type=_hyperparameter, action="append", metavar="KEY=VALUE",
                    help="any other hyperparameter (JSON values), repeatable")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="JSON hyperparameters written by `tfrec tune` (--set and the flags above override them)")
     p.add_argument("--output", default=None, help="run folder (default runs/<model>-<time>)")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     p.add_argument("--json", action="store_true", help="print the test metrics as one JSON object")
     p.set_defaults(func=_cmd_train)
+
+    # tune
+    p = sub.add_parser("tune", help="search hyperparameters with Optuna on a validation split carved from train")
+    p.add_argument("model", help="ease, item_knn, user_knn, als, two_tower, two_tower_id")
+    _add_dataset_args(p)
+    p.add_argument("--split", default="leave_last_out", choices=("random", "temporal", "leave_last_out", "cold_start"),
+                   help="the split whose training part is tuned on (its test part is never read; default %(default)s)")
+    p.add_argument("--test-fraction", type=_fraction, default=0.2)
+    p.add_argument("--seed", type=int, default=0, help="split and sampler seed")
+    p.add_argument("--trials", type=_positive_int, default=20, help="Optuna trials (default %(default)s)")
+    p.add_argument("--metric", default="ndcg@10", help="full-ranking metric to maximise (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
+    p.add_argument("--set", type=_hyperparameter, action="append", metavar="KEY=VALUE",
+                   help="hyperparameter held fixed during the search (JSON values), repeatable")
+    p.add_argument("--output", default=None, help="JSON file for the best settings (default runs/<model>-tuned.json)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_tune)
 
     # evaluate
     p = sub.add_parser("evaluate", help="compare run folders in one table (and one bar chart)")
