@@ -1,4 +1,4 @@
-"""`tfrec tune` / tfrec.tuning.tune: the search uses training rows only, writes a config that
+"""`tfrec tune` / tfrec.training.tuning.tune: the search uses training rows only, writes a config that
 `tfrec train --config` reads, and keeps the defaults when no trial beats them."""
 
 import json
@@ -9,8 +9,8 @@ import pytest
 from tfrec.commands import run
 from tfrec.data import leave_last_out_split, synthetic_movielens
 from tfrec.errors import ConfigError
-from tfrec.models.ease import EASE
-from tfrec.tuning import load_tuned_config, tune
+from tfrec.models.baselines import EASE
+from tfrec.training.tuning import load_tuned_config, tune
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_tune_fits_and_scores_on_training_rows_only(small_data, tmp_path, monkey
 
 
 def test_defaults_are_kept_when_no_trial_beats_them(small_data, monkeypatch):
-    import tfrec.tuning as tuning
+    import tfrec.training.tuning as tuning
 
     # A search space of one terrible setting (no recent items, almost no neighbours).
     monkeypatch.setitem(tuning.SEARCH_SPACES, "item_knn",

@@ -111,7 +111,7 @@ def _cmd_train(args) -> int:
     registry.get_model_class(args.model)  # unknown model: fail before loading anything
     hp = {}
     if args.config:  # a `tfrec tune` result; --set and the flags below override it
-        from tfrec.tuning import load_tuned_config
+        from tfrec.training.tuning import load_tuned_config
 
         hp.update(load_tuned_config(args.config, args.model))
     hp.update(dict(args.set or []))
@@ -145,7 +145,7 @@ def _cmd_train(args) -> int:
 
 # ------------------------------------------------------------------------------------------------ tune
 def _cmd_tune(args) -> int:
-    from tfrec.tuning import tune
+    from tfrec.training.tuning import tune
 
     output = args.output or f"runs/{args.model}-tuned.json"
     result = tune(args.model, args.dataset, trials=args.trials, data_dir=args.data_dir, split=args.split,

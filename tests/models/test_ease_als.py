@@ -7,10 +7,8 @@ import pytest
 from tfrec.data import leave_last_out_split, validation_split
 from tfrec.errors import ConfigError
 from tfrec.evaluation import full_ranking
-from tfrec.models.als import ImplicitALS
-from tfrec.models.baselines import Popularity
-from tfrec.models.ease import EASE
-from tfrec.models.recency import recency_matrix
+from tfrec.models.baselines import EASE, ImplicitALS, Popularity
+from tfrec.models.baselines.recency import recency_matrix
 
 
 def frame(rows):
@@ -113,3 +111,22 @@ def test_validation_split_without_timestamps_holds_one_row_per_user():
     assert sorted(zip(both.user_id, both.item_id)) == sorted(zip(r.user_id, r.item_id))
     fit_t, val_t = validation_split(r)  # with timestamps: each user's latest
     assert sorted(zip(val_t.user_id, val_t.item_id)) == [("a", "z"), ("b", "y")]
+
+
+def test_neighbourhood_models_score_from_the_recency_weighted_row(synthetic_data):
+    from tfrec.models.baselines import ItemKNN, UserKNN
+
+    train = synthetic_data.ratings
+    user = str(train.user_id.iloc[0])
+    item = ItemKNN(history=None, recency_decay=0.7).fit(train)
+    rows, cols = item._positions(train)
+    shape = (len(item.user_index_), len(item.catalog_))
+    w = recency_matrix(train, rows, cols, shape, 0.7)
+    np.testing.assert_allclose(item.score_users([user])[0], (w[item.user_index_[user]] @ item._sim).toarray().ravel())
+    plain = ItemKNN(history=None).fit(train)
+    assert not np.allclose(plain.score_users([user]), item.score_users([user]))
+    # history still truncates: only the 3 newest items carry weight (1, 0.7, 0.49).
+    short = ItemKNN(history=3, recency_decay=0.7).fit(train)
+    np.testing.assert_allclose(np.sort(short._history[short.user_index_[user]].data), [0.49, 0.7, 1.0])
+    users = UserKNN(history=None, n_neighbors=0, recency_decay=0.7).fit(train)
+    assert not np.allclose(users.score_users([user]), UserKNN(history=None, n_neighbors=0).fit(train).score_users([user]))

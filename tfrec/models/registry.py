@@ -22,8 +22,8 @@ _MODELS = {
     "user_knn": ("tfrec.models.baselines", "UserKNN", {}),
     "content_tfidf": ("tfrec.models.baselines", "ContentTFIDF", {}),
     "covisitation": ("tfrec.models.baselines", "CoVisitation", {}),
-    "ease": ("tfrec.models.ease", "EASE", {}),
-    "als": ("tfrec.models.als", "ImplicitALS", {}),
+    "ease": ("tfrec.models.baselines", "EASE", {}),
+    "als": ("tfrec.models.baselines", "ImplicitALS", {}),
 }
 
 RATING_MODELS = ("mf", "fm", "wide_deep", "neumf")

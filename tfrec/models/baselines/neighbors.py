@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.preprocessing import normalize
 
 from tfrec.models.baselines.common import Baseline, check_bool, check_float, check_int
+from tfrec.models.baselines.recency import check_recency_decay, recency_matrix
 from tfrec.models.baselines.sparse import as_dense, cosine, recent_matrix, top_n_per_row
 
 
@@ -31,6 +32,8 @@ class ItemKNN(Baseline):
       shrinkage: >= 0; damps similarities supported by few users.
       weighted: use ratings instead of 1/0 as the matrix values.
       history: score from the user's latest ``history`` items (None = all).
+      recency_decay: None, or a number in (0, 1]: the history items weigh ``decay**position``
+        from the newest (:mod:`tfrec.models.baselines.recency`) instead of 1 each.
 
     Shapes: ``score_users(ids)`` -> ``[len(ids), n_catalog]``; ``S_k`` is ``[n_catalog, n_catalog]``
     sparse with at most ``n_neighbors`` entries per row.
@@ -40,20 +43,24 @@ class ItemKNN(Baseline):
       >>> model.similar_items("50", k=5)                    # doctest: +SKIP
     """
 
-    _param_names = ("n_neighbors", "shrinkage", "weighted", "history")
+    _param_names = ("n_neighbors", "shrinkage", "weighted", "history", "recency_decay")
     _state_names = ("_matrix", "_history", "_sim")
 
     def __init__(self, n_neighbors: int = 400, shrinkage: float = 5.0, weighted: bool = False,
-                 history: Optional[int] = 5):
+                 history: Optional[int] = 5, recency_decay: Optional[float] = None):
         self.n_neighbors = check_int("n_neighbors", n_neighbors, 0)
         self.shrinkage = check_float("shrinkage", shrinkage)
         self.weighted = check_bool("weighted", weighted)
         self.history = check_int("history", history, 1, allow_none=True)
+        self.recency_decay = check_recency_decay(recency_decay)
 
     def _fit(self, train, items, users) -> None:
         self._matrix = self._interaction_matrix(train, self.weighted)
         rows, cols = self._positions(train)
-        self._history = recent_matrix(train, rows, cols, self._matrix.shape, self.history)
+        if self.recency_decay is None:
+            self._history = recent_matrix(train, rows, cols, self._matrix.shape, self.history)
+        else:
+            self._history = recency_matrix(train, rows, cols, self._matrix.shape, self.recency_decay, self.history)
         sim = cosine(self._matrix, self.shrinkage)
         # Row i of `sim` holds i's neighbours; transposed so that H @ _sim sums over them.
         self._sim = (top_n_per_row(sim, self.n_neighbors) if self.n_neighbors else sim).T.tocsr()
@@ -85,25 +92,33 @@ class UserKNN(Baseline):
       shrinkage: >= 0; damps similarities supported by few items.
       weighted: use ratings instead of 1/0 as the matrix values.
       history: match users on their latest ``history`` items (None = all).
+      recency_decay: None, or a number in (0, 1]: ``h_u`` weighs its items ``decay**position``
+        from the newest instead of 1 each.
 
     Example:
       >>> UserKNN(n_neighbors=50).fit(train).recommend(["1", "2"], k=10)   # doctest: +SKIP
     """
 
-    _param_names = ("n_neighbors", "shrinkage", "weighted", "history")
+    _param_names = ("n_neighbors", "shrinkage", "weighted", "history", "recency_decay")
     _state_names = ("_matrix", "_sim")
 
     def __init__(self, n_neighbors: int = 30, shrinkage: float = 0.0, weighted: bool = False,
-                 history: Optional[int] = 5):
+                 history: Optional[int] = 5, recency_decay: Optional[float] = None):
         self.n_neighbors = check_int("n_neighbors", n_neighbors, 0)
         self.shrinkage = check_float("shrinkage", shrinkage)
         self.weighted = check_bool("weighted", weighted)
         self.history = check_int("history", history, 1, allow_none=True)
+        self.recency_decay = check_recency_decay(recency_decay)
 
     def _fit(self, train, items, users) -> None:
         self._matrix = x = self._interaction_matrix(train, self.weighted)
         rows, cols = self._positions(train)
-        h = x.multiply(recent_matrix(train, rows, cols, x.shape, self.history)).tocsr() if self.history else x
+        if self.recency_decay is not None:
+            h = x.multiply(recency_matrix(train, rows, cols, x.shape, self.recency_decay, self.history)).tocsr()
+        elif self.history:
+            h = x.multiply(recent_matrix(train, rows, cols, x.shape, self.history)).tocsr()
+        else:
+            h = x
         sim = (h @ x.T).tocsr()
         norm_h = np.sqrt(np.asarray(h.multiply(h).sum(axis=1)).ravel())
         norm_x = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())

@@ -11,10 +11,10 @@ import numpy as np
 from sklearn.preprocessing import normalize
 
 from tfrec.errors import ConfigError
-from tfrec.models.baselines import _Baseline, _check_float, _check_int
+from tfrec.models.baselines.common import Baseline, check_float, check_int
 
 
-class ImplicitALS(_Baseline):
+class ImplicitALS(Baseline):
     """Weighted matrix factorisation by ALS: ``scores [n_users, n_catalog] = U @ V^T``.
 
     Args:
@@ -37,14 +37,14 @@ class ImplicitALS(_Baseline):
 
     def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15,
                  seed: int = 0, num_threads: int = 1):
-        self.factors = _check_int("factors", factors, 1)
-        self.regularization = _check_float("regularization", regularization)
-        self.alpha = _check_float("alpha", alpha, strict=True)
-        self.iterations = _check_int("iterations", iterations, 1)
+        self.factors = check_int("factors", factors, 1)
+        self.regularization = check_float("regularization", regularization)
+        self.alpha = check_float("alpha", alpha, strict=True)
+        self.iterations = check_int("iterations", iterations, 1)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
         self.seed = int(seed)
-        self.num_threads = _check_int("num_threads", num_threads, 0)
+        self.num_threads = check_int("num_threads", num_threads, 0)
 
     def _fit(self, train, items, users) -> None:
         from implicit.cpu.als import AlternatingLeastSquares

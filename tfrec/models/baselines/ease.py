@@ -6,7 +6,7 @@
 
 ``X`` is the binary users x catalog matrix of the training data. ``x_u`` is the user's row:
 binary by default, or recency-weighted (``recency_decay``: ``decay**position`` from the newest
-item, :mod:`tfrec.models.recency`), which on next-item data is a large gain for no training cost.
+item, :mod:`tfrec.models.baselines.recency`), which on next-item data is a large gain for no training cost.
 
 ``l2=None`` picks the regularisation from ``l2_grid`` on a validation split carved from the
 training data (:func:`tfrec.data.validation_split`: each user's latest training interaction),
@@ -25,13 +25,14 @@ import pandas as pd
 import scipy.linalg
 
 from tfrec.errors import ConfigError
-from tfrec.models.baselines import _Baseline, _check_float, _dense
-from tfrec.models.recency import check_recency_decay, recency_matrix
+from tfrec.models.baselines.common import Baseline, check_float
+from tfrec.models.baselines.recency import check_recency_decay, recency_matrix
+from tfrec.models.baselines.sparse import as_dense
 
 DEFAULT_L2_GRID = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
 
 
-class EASE(_Baseline):
+class EASE(Baseline):
     """EASE^R: ``scores [n_users, n_catalog] = W @ B`` with ``B`` the closed-form item weights.
 
     Args:
@@ -54,10 +55,10 @@ class EASE(_Baseline):
 
     def __init__(self, l2: Optional[float] = None, recency_decay: Optional[float] = None,
                  l2_grid: Sequence[float] = DEFAULT_L2_GRID):
-        self.l2 = _check_float("l2", l2, 0.0, allow_none=True, strict=True)
+        self.l2 = check_float("l2", l2, 0.0, allow_none=True, strict=True)
         self.recency_decay = check_recency_decay(recency_decay)
         try:
-            grid = [_check_float("each l2_grid value", v, 0.0, strict=True) for v in l2_grid]
+            grid = [check_float("each l2_grid value", v, 0.0, strict=True) for v in l2_grid]
         except TypeError:
             raise ConfigError(f"l2_grid must be a list of numbers > 0, got {l2_grid!r}") from None
         if not grid:
@@ -100,7 +101,7 @@ class EASE(_Baseline):
         return best_l2
 
     def _score_users(self, user_ids) -> np.ndarray:
-        return _dense(self._rows_matrix[self._rows(user_ids)] @ self._B)
+        return as_dense(self._rows_matrix[self._rows(user_ids)] @ self._B)
 
     def _similar_scores(self, item_positions) -> np.ndarray:
         return np.asarray(self._B[item_positions], dtype=np.float64)

@@ -43,13 +43,15 @@ def _ease(trial) -> dict:
 def _item_knn(trial) -> dict:
     return {"n_neighbors": trial.suggest_int("n_neighbors", 10, 1000, log=True),
             "shrinkage": trial.suggest_float("shrinkage", 0.0, 50.0),
-            "history": trial.suggest_int("history", 1, 100, log=True)}
+            "history": trial.suggest_int("history", 1, 100, log=True),
+            "recency_decay": trial.suggest_float("recency_decay", 0.3, 1.0)}
 
 
 def _user_knn(trial) -> dict:
     return {"n_neighbors": trial.suggest_int("n_neighbors", 5, 300, log=True),
             "shrinkage": trial.suggest_float("shrinkage", 0.0, 50.0),
-            "history": trial.suggest_int("history", 1, 100, log=True)}
+            "history": trial.suggest_int("history", 1, 100, log=True),
+            "recency_decay": trial.suggest_float("recency_decay", 0.3, 1.0)}
 
 
 def _als(trial) -> dict:
@@ -121,7 +123,8 @@ def tune(model_name: str, dataset="ml-100k", *, trials: int = 20, data_dir=None,
 
     from tfrec.data import validation_split
     from tfrec.evaluation import full_ranking
-    from tfrec.training import _FIT_KEYS, _init_params, _is_keras, make_split, resolve_dataset
+    from tfrec.training.result import init_params, is_keras
+    from tfrec.training.trainer import _FIT_KEYS, make_split, resolve_dataset
 
     if model_name not in SEARCH_SPACES:
         registry.get_model_class(model_name)  # unknown names: the registry's error
@@ -139,10 +142,10 @@ def tune(model_name: str, dataset="ml-100k", *, trials: int = 20, data_dir=None,
     def score(hyperparameters: dict) -> float:
         ctor = {k: v for k, v in hyperparameters.items() if k not in _FIT_KEYS}
         fit_kwargs = {k: v for k, v in hyperparameters.items() if k in _FIT_KEYS}
-        if "seed" in _init_params(cls) and "seed" not in ctor:
+        if "seed" in init_params(cls) and "seed" not in ctor:
             ctor["seed"] = seed
         model = registry.create_model(model_name, **ctor)
-        if _is_keras(model):
+        if is_keras(model):
             fit_kwargs.setdefault("verbose", 0)
         elif fit_kwargs:
             raise ConfigError(f"model {model_name!r} is not trained with Keras; it takes no {', '.join(fit_kwargs)}")
