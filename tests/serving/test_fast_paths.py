@@ -41,10 +41,57 @@ def _doc(raw: bytes):
     return json.loads(raw, parse_constant=lambda c: c)  # keep NaN/Infinity comparable
 
 
-@pytest.mark.parametrize("outputs", OUTPUTS)
+def _expected(arr: np.ndarray, name: str):
+    """What a client reading the answer gets for one output tensor (strings decoded, *_bytes as b64)."""
+    def conv(v):
+        if isinstance(v, bytes):
+            if name.endswith("_bytes"):
+                return {"b64": __import__("base64").b64encode(v).decode()}
+            try:
+                return v.decode("utf-8")
+            except UnicodeDecodeError:
+                return {"b64": __import__("base64").b64encode(v).decode()}
+        if isinstance(v, float):
+            return v if np.isfinite(v) else str(v).replace("inf", "Infinity").replace("nan", "NaN")
+        return v
+
+    def walk(a):
+        return [walk(x) for x in a] if isinstance(a, list) else conv(a)
+
+    return walk(arr.tolist())
+
+
+def _close(got, want):
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(_close(g, w) for g, w in zip(got, want))
+    if isinstance(want, float):
+        return isinstance(got, float) and np.float32(got) == np.float32(want)
+    if isinstance(want, str) and want in ("Infinity", "-Infinity", "NaN"):
+        return got == want
+    return got == want
+
+
+@pytest.mark.parametrize("outputs", [o for o in OUTPUTS if not any(a.dtype == np.float16 for a in o.values())])
 @pytest.mark.parametrize("fmt", ["row", "columnar"])
-def test_encode_response_matches_the_plain_encoder(outputs, fmt):
-    assert _doc(rest_api.encode_response(outputs, fmt)) == _doc(rest_api.dumps(rest_api.make_response(outputs, fmt)))
+def test_encode_response_writes_every_value(outputs, fmt):
+    doc = _doc(rest_api.encode_response(outputs, fmt))
+    names = sorted(outputs)
+    cols = {n: _expected(outputs[n], n) for n in names}
+    if fmt == "columnar":
+        got = doc["outputs"] if len(names) > 1 else {names[0]: doc["outputs"]}
+        assert all(_close(got[n], cols[n]) for n in names), doc
+    else:
+        rows = doc["predictions"]
+        for i, row in enumerate(rows):
+            got = row if len(names) > 1 else {names[0]: row}
+            assert all(_close(got[n], cols[n][i]) for n in names), doc
+
+
+def test_unsupported_output_dtypes_are_a_400_as_tf_serving():
+    with pytest.raises(InvalidRequest, match="Failed to write JSON value for tensor type: half"):
+        rest_api.encode_response({"x": np.array([1, 2], dtype=np.float16)}, "columnar")
+    with pytest.raises(InvalidRequest, match="Failed to write JSON value for tensor type: complex64"):
+        rest_api.encode_response({"x": np.array([1j], dtype=np.complex64)}, "columnar")
 
 
 def test_encode_response_keeps_row_format_errors():
@@ -54,12 +101,15 @@ def test_encode_response_keeps_row_format_errors():
         rest_api.encode_response({"a": np.array(1.0, dtype=np.float32)}, "row")
 
 
-def test_float32_outputs_are_written_shortest():
-    raw = rest_api.encode_response({"s": np.array([0.1, 0.39096573], dtype=np.float32)}, "row")
-    assert raw == b'{"predictions":[0.1,0.39096573]}'
+def test_floats_are_written_as_tf_serving_writes_them():
+    # Six significant digits when they round-trip, else 9 (float32) / 17 (double); ".0" on whole numbers.
+    raw = rest_api.encode_response({"s": np.array([0.1, 0.39096573, 3.0, 1e-5, 5e6], dtype=np.float32)}, "row")
+    assert raw == b'{"predictions": [0.1, 0.390965730, 3.0, 1e-05, 5e+06]}'.replace(b"0.390965730", b"0.39096573")
+    assert rest_api.encode_response({"d": np.array([0.1 + 0.2])}, "columnar") == b'{"outputs": [0.30000000000000004]}'
+    assert rest_api.encode_response({"s": np.array(2.5, dtype=np.float32)}, "columnar") == b'{"outputs": 2.5}'
 
 
-@pytest.mark.parametrize("body", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": "\\ud800"}', b'{"a": [1, 2.5, "x"]}'])
+@pytest.mark.parametrize("body", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": [1, 2.5, "x"]}'])
 def test_loads_accepts_what_the_standard_parser_accepts(body):
     got = rest_api.loads(body)
     want = json.loads(body)
@@ -67,14 +117,25 @@ def test_loads_accepts_what_the_standard_parser_accepts(body):
 
 
 def test_integers_beyond_64_bits_parse_as_doubles_like_tf_serving():
-    # RapidJSON (TF Serving's parser) reads integers that overflow uint64 as doubles; so does orjson.
+    # RapidJSON (TF Serving's parser) reads integers that overflow uint64 as doubles.
     assert rest_api.loads(b'{"a": 123456789012345678901234567890}') == {"a": 1.2345678901234568e29}
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[", b'{"a": 1,}', b"\xff\xfe"])
-def test_loads_errors_keep_tf_serving_wording(body):
-    with pytest.raises(InvalidRequest, match=r"^JSON Parse error: .* at offset: \d+$"):
+@pytest.mark.parametrize("body,text", [
+    (b"{not json", "Missing a name for object member."), (b"[", "Invalid value."),
+    (b'{"a": 1,}', "Missing a name for object member."), (b"\xff\xfe", "Invalid encoding in string."),
+    (b'{"a": "\\ud800"}', "The surrogate pair in string is invalid."), (b'{"a": 1e999}', "Number too big"),
+    (b'{"a": ' + b"9" * 5000 + b"}", "Number too big"), (b'{"a": [1 2]}', "Missing a comma or ']'"),
+    (b'{"a": 1 "b": 2}', "Missing a comma or '}'"),
+])
+def test_loads_errors_keep_rapidjson_wording(body, text):
+    with pytest.raises(InvalidRequest, match=r"^JSON Parse error: .* at offset: \d+$") as info:
         rest_api.loads(body)
+    assert text in str(info.value)
+
+
+def test_trailing_text_after_the_document_is_ignored_as_rapidjson_stop_when_done():
+    assert rest_api.loads(b'{"a": 1} trailing') == {"a": 1}
 
 
 def test_scalar_instances_fast_path_matches_nested_values():
@@ -85,7 +146,7 @@ def test_scalar_instances_fast_path_matches_nested_values():
         rest_api._from_instances([{"user_id": 1}], spec)
     num = {"k": tf.TensorSpec([None], tf.int32, "k")}
     assert rest_api._from_instances([3, 4], num)["k"].dtype == np.int32
-    with pytest.raises(InvalidRequest, match="is not of expected type"):
+    with pytest.raises(InvalidRequest, match="is not of expected type: int32"):
         rest_api._from_instances([2 ** 40], num)
 
 

@@ -77,17 +77,22 @@ def test_predict_row_and_columnar(client, exported):
 @pytest.mark.parametrize("path,body,status,fragment", [
     ("/v1/models/nope:predict", {"instances": ["1"]}, 404, "Servable not found"),
     ("/v1/models/mf/versions/9:predict", {"instances": ["1"]}, 404, "Specific(mf, 9)"),
-    ("/v1/models/mf/labels/canary:predict", {"instances": ["1"]}, 404, "label"),
+    ("/v1/models/mf/labels/canary:predict", {"instances": ["1"]}, 400, "Unrecognized servable version label: canary"),
     ("/v1/models/mf:predict", {}, 400, "Missing 'inputs' or 'instances' key"),
     ("/v1/models/mf:predict", {"instances": [{"user_id": "1", "item_id": "2"}], "inputs": {}}, 400, "only one of"),
     ("/v1/models/mf:predict", {"instances": [{"user_id": 1, "item_id": "2"}]}, 400, "is not of expected type"),
-    ("/v1/models/mf:predict", {"instances": [{"user_id": "1"}]}, 400, "must only have keys"),
+    ("/v1/models/mf:predict", {"instances": [{"user_id": "1"}]}, 400, "keys must be equal to: item_id,user_id"),
     ("/v1/models/mf:predict", {"inputs": {"user_id": ["1"]}}, 400, "Missing named input: item_id"),
-    ("/v1/models/mf:predict", {"inputs": {"user_id": ["1", "2"], "item_id": ["3"]}}, 400, "batch size"),
     ("/v1/models/mf:predict", {"instances": []}, 400, "No values in 'instances' array"),
     ("/v1/models/mf:predict", {"instances": ["1"], "signature_name": "nope"}, 400, "not found in signature def"),
-    ("/v1/models/mf:classify", {"examples": [{"x": 1}]}, 400, "Expected classification signature"),
-    ("/v1/models/mf:regress", {"examples": [{"x": 1}]}, 400, "Expected regression signature"),
+    ("/v1/models/mf:classify", {"examples": [{"x": 1}]}, 400, "Expected one input Tensor."),
+    ("/v1/models/mf:regress", {"examples": [{"x": 1}]}, 400, "Expected one input Tensor."),
+    ("/v1/models/two_tower_bruteforce:predict", {"signature_name": "recommend", "inputs": {
+        "user_id": ["1"], "k": 0, "exclude_item_ids": [[""]]}}, 400, "k must be >= 1 (got 0)"),
+    ("/v1/models/two_tower_bruteforce:predict", {"signature_name": "recommend", "inputs": {
+        "user_id": ["1"], "k": 5000, "exclude_item_ids": [[""]]}}, 400, "k must be <= "),
+    ("/v1/models/two_tower_bruteforce:predict", {"signature_name": "similar_items", "inputs": {
+        "item_id": ["no-such-item"], "k": 3}}, 400, "unknown id in input 'item_id'"),
 ])
 def test_errors_match_tf_serving(client, path, body, status, fragment):
     r = client.post(path, json=body)
@@ -180,7 +185,8 @@ def test_real_server_hot_loads_new_versions_without_failures(exported, tmp_path)
     shutil.copytree(Path(exported["mf_info"]["paths"][0]), base / "1")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tfrec.cli", "serve", "--model_name", "mf", "--model_base_path",
-                             str(base), "--rest_api_port", str(port), "--file_system_poll_wait_seconds", "0.3"],
+                             str(base), "--rest_api_port", str(port), "--port", "0",
+                             "--file_system_poll_wait_seconds", "0.3"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1/models/mf"
     try:

@@ -1,4 +1,4 @@
-"""Serving: a local server that speaks TensorFlow Serving's REST API, and a client.
+"""Serving: a local server that speaks TensorFlow Serving's REST and gRPC APIs, and a client.
 
 ``tfrec serve`` takes tensorflow_model_server's flags; requests written for TF Serving work
 unchanged. Importing this package is light (no TensorFlow) so the CLI starts fast.

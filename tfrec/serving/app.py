@@ -16,17 +16,27 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from tfrec.serving import rest_api
-from tfrec.serving.model_manager import InvalidRequest, ModelManager, Servable, ServableNotFound, Signature
+from tfrec.serving import inference, rest_api
+from tfrec.serving.model_manager import (
+    HTTP_STATUS,
+    InvalidRequest,
+    ModelManager,
+    Servable,
+    ServableNotFound,
+    Signature,
+    StatusError,
+)
 from tfrec.serving.server_config import BatchingParameters, MonitoringConfig
 
-_PATH = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)"
-    r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
-    r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?/?$"
-)
+# TF Serving's http_rest_api_util.cc regexes (RE2 FullMatch, case-insensitive; \d is ASCII there).
+_DISPATCH = re.compile(r"(?i)/v1/.*", re.DOTALL)
+_PREDICTION_API = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
+    re.DOTALL)
+_MODEL_STATUS_API = re.compile(
+    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.DOTALL)
+_ORIGIN = re.compile(r"https?://")
 
 
 def _json(obj, status: int = 200) -> Response:
@@ -37,9 +47,44 @@ def _error(message: str, status: int) -> Response:
     return _json({"error": message}, status)
 
 
+def _status_error(exc: StatusError) -> Response:
+    return _error(str(exc), HTTP_STATUS.get(exc.code, 500))
+
+
+def parse_model_info(method: str, path: str):
+    """TF Serving's ParseModelInfo: (name, version, label, verb, subresource) or None when no match."""
+    from urllib.parse import unquote
+
+    if method == "POST":
+        m = _PREDICTION_API.fullmatch(path)
+        if not m:
+            return None
+        name, version, label, verb = m.groups()
+        sub = None
+    elif method == "GET":
+        m = _MODEL_STATUS_API.fullmatch(path)
+        if not m:
+            return None
+        name, version, label, sub = m.groups()
+        verb = None
+    else:
+        return None
+    name = unquote(name) if name else ""
+    if version is not None:
+        v = int(version)
+        if v >= 2 ** 63:
+            raise InvalidRequest(f"Failed to convert version: {version} to numeric.")
+        version = v
+    if label is not None:
+        label = unquote(label)
+    return name, version, label, verb, sub
+
+
 # ------------------------------------------------------------------------------------------------ batching
-class BatchQueueFull(RuntimeError):
+class BatchQueueFull(StatusError, RuntimeError):
     """The batch queue holds ``max_enqueued_batches`` batches already (TF Serving: UNAVAILABLE -> 503)."""
+
+    code = "UNAVAILABLE"
 
 
 @dataclass
@@ -166,7 +211,7 @@ class Batcher:
             merged = items[0].arrays
         else:
             merged = {n: np.concatenate([it.arrays[n] for it in items]) for n in items[0].arrays}
-        outputs = rest_api.run_signature(batch.signature, merged)
+        outputs = inference.run_signature(batch.signature, merged)
         parts, start = [], 0
         for it in items:
             parts.append({n: (v[start:start + it.rows] if v.ndim else v) for n, v in outputs.items()})
@@ -220,11 +265,20 @@ class Metrics:
 def _status_json(servables: list[Servable]) -> dict:
     return {"model_version_status": [
         {"version": str(s.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-        for s in sorted(servables, key=lambda s: -s.version)]}
+        for s in sorted(servables, key=lambda s: -s.version)]}  # newest first, as TF Serving's VersionMap
 
 
-def _metadata_json(servable: Servable) -> dict:
+def _message_json(message) -> dict:
+    """A proto as TF Serving's REST API prints it: field names as in the .proto, fields without
+    presence printed even when default (``always_print_fields_with_no_presence``)."""
     from google.protobuf import json_format
+
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+def metadata_response(servable: Servable):
+    """The GetModelMetadataResponse proto for ``servable`` (signature_def metadata, as TF Serving)."""
     from tensorflow_serving.apis import get_model_metadata_pb2
 
     sig_map = get_model_metadata_pb2.SignatureDefMap()
@@ -234,10 +288,13 @@ def _metadata_json(servable: Servable) -> dict:
     resp.model_spec.name = servable.name
     resp.model_spec.version.value = servable.version
     resp.metadata["signature_def"].Pack(sig_map)
-    out = json_format.MessageToDict(resp, preserving_proto_field_name=True)
-    out["model_spec"].setdefault("signature_name", "")
-    out["model_spec"]["version"] = str(servable.version)
-    return out
+    return resp, sig_map
+
+
+def _metadata_json(servable: Servable) -> dict:
+    # TF Serving prints model_spec and the unpacked SignatureDefMap separately (no "@type").
+    resp, sig_map = metadata_response(servable)
+    return {"model_spec": _message_json(resp.model_spec), "metadata": {"signature_def": _message_json(sig_map)}}
 
 
 def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] = None,
@@ -250,71 +307,93 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
     predict_pool = ThreadPoolExecutor(max(1, int(predict_threads)), thread_name_prefix="tfrec-predict")
     metrics = Metrics(monitoring) if monitoring is not None and monitoring.enable else None
 
-    def parse_path(path: str):
-        m = _PATH.match(path)
-        if not m:
-            return None
-        version = m.group("version")
-        if version is not None:
-            if not version.isdigit():
-                raise InvalidRequest(f"Failed to convert version: {version} to numeric.")
-            version = int(version)
-        return m.group("name"), version, m.group("label"), bool(m.group("metadata")), m.group("verb")
+    def run_predict(signature, arrays):
+        return inference.run_signature(signature, arrays)
+
+    async def process(request: Request, method: str, raw_path: str, body: bytes, state: dict) -> Response:
+        """TF Serving's HttpRestApiHandler::ProcessRequest."""
+        if method == "OPTIONS":  # a CORS preflight
+            if _ORIGIN.search(request.headers.get("origin", "")):
+                return Response(b"", media_type="application/json")
+            raise StatusError("Origin header is missing in CORS preflight", "FAILED_PRECONDITION")
+        parsed = parse_model_info(method, raw_path)
+        malformed = InvalidRequest(f"Malformed request: {method} {raw_path}")
+        if parsed is None:
+            raise malformed
+        model, version, label, verb, sub = parsed
+        state["model"] = model
+        if version is not None and label is not None:  # (the regexes never give both)
+            raise InvalidRequest(f"Both model version ({version}) and model version label ({label}) cannot be "
+                                 f"supplied.")
+        loop = asyncio.get_running_loop()
+        if method == "GET":
+            if not model:
+                raise InvalidRequest("Missing model name in request.")
+            if sub:
+                state["api"] = "GetModelMetadata"
+                servable = manager.resolve(model, version, label)
+                return _json(_metadata_json(servable))
+            state["api"] = "GetModelStatus"
+            if version is not None:
+                loaded = manager.versions(model) if model in manager.entries else {}
+                if version not in loaded:
+                    raise ServableNotFound(f"Could not find version {version} of model {model}")
+                servables = [loaded[version]]
+            elif label is not None:
+                servables = [manager.resolve(model, None, label)]
+            else:
+                servables = list(manager.versions(model).values())
+                if not servables:
+                    raise ServableNotFound(f"Could not find any versions of model {model}")
+            return _json(_status_json(servables))
+        if verb not in ("predict", "classify", "regress"):  # matched case-insensitively, dispatched exactly
+            raise malformed
+        state["api"] = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}[verb]
+        if len(body) > max_body_bytes:
+            raise InvalidRequest(f"Request body of {len(body)} bytes exceeds tfrec serve's limit of "
+                                 f"{max_body_bytes}")
+        if verb == "predict":
+            servable = manager.resolve(model, version, label)
+            signature, arrays, fmt = rest_api.parse_predict_body(body, servable.signature)
+            if batcher is not None and Batcher.batchable(signature, arrays):
+                outputs = await batcher.submit(servable, signature, arrays)
+            else:
+                outputs = await loop.run_in_executor(predict_pool, run_predict, signature, arrays)
+            return Response(rest_api.encode_response(outputs, fmt), media_type="application/json")
+        sig_name, request_input = rest_api.parse_examples_body(body, verb)
+        servable = manager.resolve(model, version, label)
+        if verb == "classify":
+            result, _ = await loop.run_in_executor(predict_pool, inference.classify, servable, sig_name,
+                                                   request_input)
+            return Response(rest_api.encode_classification(result), media_type="application/json")
+        result, _ = await loop.run_in_executor(predict_pool, inference.regress, servable, sig_name, request_input)
+        return Response(rest_api.encode_regression(result), media_type="application/json")
 
     async def handle(request: Request) -> Response:
         started = time.perf_counter()
-        path = request.scope["path"]  # (request.url builds a URL object: measurably slower per request)
-        model, api, status = "", "", 500
+        scope = request.scope
+        method = scope["method"]
+        raw = scope.get("raw_path")
+        # TF Serving matches the path as sent (names and labels are URL-decoded after matching).
+        raw_path = raw.decode("latin-1").split("?", 1)[0] if raw else scope["path"]
+        state = {"model": "", "api": ""}
+        status = 500
         try:
-            if metrics is not None and path == metrics.config.path and request.method == "GET":
+            # The whole body is read first, whatever the method and path (as TF Serving's dispatcher
+            # does): an answer sent while the client is still sending would reset its connection.
+            body = await request.body()
+            if metrics is not None and scope["path"] == metrics.config.path and method == "GET":
+                status = 200
                 return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-            parsed = parse_path(path)
-            if parsed is None:
-                status = 404
-                return _error(f"Malformed request: {request.method} {path}", 404)
-            model, version, label, is_metadata, verb = parsed
-            if request.method == "GET" and verb is None:
-                api = "GetModelMetadata" if is_metadata else "GetModelStatus"
-                if is_metadata:
-                    servable = manager.resolve(model, version, label)
-                    status = 200
-                    return _json(_metadata_json(servable))
-                loaded = manager.versions(model)
-                if version is not None or label is not None:
-                    servables = [manager.resolve(model, version, label)]
-                else:
-                    servables = list(loaded.values())
-                    if not servables:
-                        raise ServableNotFound(f"Could not find any versions of model {model}")
-                status = 200
-                return _json(_status_json(servables))
-            if request.method == "POST" and verb is not None and not is_metadata:
-                api = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}[verb]
-                body = await request.body()
-                if len(body) > max_body_bytes:
-                    status = 400
-                    return _error(f"Request body of {len(body)} bytes exceeds the limit of {max_body_bytes}", 400)
-                servable = manager.resolve(model, version, label)
-                if verb != "predict":
-                    status = 400
-                    return _error(_classify_regress_error(servable, verb, body), 400)
-                signature, arrays, fmt = rest_api.parse_predict_body(body, servable.signature)
-                if batcher is not None and Batcher.batchable(signature, arrays):
-                    outputs = await batcher.submit(servable, signature, arrays)
-                else:
-                    outputs = await asyncio.get_running_loop().run_in_executor(
-                        predict_pool, rest_api.run_signature, signature, arrays)
-                content = rest_api.encode_response(outputs, fmt)
-                status = 200
-                return Response(content, media_type="application/json")
-            status = 405 if _PATH.match(path) else 404
-            return _error(f"Malformed request: {request.method} {path}", status)
-        except ServableNotFound as exc:
-            status = 404
-            return _error(str(exc), 404)
-        except InvalidRequest as exc:
-            status = 400
-            return _error(str(exc), 400)
+            if not _DISPATCH.fullmatch(raw_path):
+                status = 404  # TF Serving's HTTP server: no handler for the path
+                return _error(f"Not found: {method} {raw_path}", 404)
+            response = await process(request, method, raw_path, body, state)
+            status = response.status_code
+            return response
+        except StatusError as exc:
+            status = HTTP_STATUS.get(exc.code, 500)
+            return _status_error(exc)
         except BatchQueueFull as exc:
             status = 503
             return _error(str(exc), 503)
@@ -322,21 +401,33 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
             status = 500
             return _error(f"Internal: {type(exc).__name__}: {exc}", 500)
         finally:
-            if metrics is not None and model:
-                metrics.observe(model, api, status, time.perf_counter() - started)
+            if metrics is not None and state["model"]:
+                metrics.observe(state["model"], state["api"], status, time.perf_counter() - started)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        app.state.loop = asyncio.get_running_loop()  # gRPC threads hand batches to this loop
         try:
             yield
         finally:
+            app.state.loop = None
             # The worker threads go with the app: an app run in a test or a notebook leaves none behind.
             if batcher is not None:
                 batcher.close()
             predict_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT", "DELETE"])],
-                    lifespan=lifespan)
+    app = _ServingApp(handle, lifespan=lifespan)
+    app.state.loop = None
+
+    def batch_submit(servable, signature, arrays, timeout: float = 60.0):
+        """From another thread (gRPC): run through the REST batcher when batching is on and the app's
+        loop runs; None when the request cannot be batched (the caller runs it itself)."""
+        loop = app.state.loop
+        if batcher is None or loop is None or not Batcher.batchable(signature, arrays):
+            return None
+        return asyncio.run_coroutine_threadsafe(batcher.submit(servable, signature, arrays), loop).result(timeout)
+
+    app.state.batch_submit = batch_submit
     app.state.manager = manager
     app.state.batcher = batcher
     app.state.predict_pool = predict_pool
@@ -344,17 +435,18 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
     return app
 
 
-def _classify_regress_error(servable: Servable, verb: str, body: bytes) -> str:
-    import json
+class _ServingApp(Starlette):
+    """Every HTTP request (any method, any path, even one Starlette's router cannot match) goes to
+    the handler, so every answer is JSON; the lifespan is Starlette's."""
 
-    try:
-        doc = json.loads(body) if body else None
-    except json.JSONDecodeError as exc:
-        return f"JSON Parse error: {exc.msg} at offset: {exc.pos}"
-    name = (doc or {}).get("signature_name") or "serving_default"
-    if name not in servable.signatures:
-        return f"Serving signature name: \"{name}\" not found in signature def"
-    method = servable.signatures[name].method_name
-    wanted = "tensorflow/serving/classify" if verb == "classify" else "tensorflow/serving/regress"
-    kind = "classification" if verb == "classify" else "regression"
-    return f"Expected {kind} signature method_name to be {wanted}. Was: {method}"
+    def __init__(self, handler, **kwargs):
+        super().__init__(**kwargs)
+        self._handler = handler
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            scope["app"] = self
+            response = await self._handler(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

@@ -1,4 +1,4 @@
-"""A small client for TF Serving's REST API (works with `tfrec serve` and tensorflow_model_server)."""
+"""A small client for TF Serving's REST or gRPC API (works with `tfrec serve` and tensorflow_model_server)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from tfrec.errors import ServingError
 
 
 class Client:
-    """REST client for one server.
+    """Client for one server, over REST (default) or gRPC; both give the same Python answers.
 
     Args:
-      url: e.g. ``"http://127.0.0.1:8501"``.
+      url: e.g. ``"http://127.0.0.1:8501"`` (REST) or ``"127.0.0.1:8500"`` (gRPC).
       model: default model name for the calls.
       timeout: seconds per request.
+      protocol: ``"rest"`` or ``"grpc"`` (PredictionService/ModelService with the official stubs of
+        ``tensorflow-serving-api``; answers are shaped as the REST API shapes them).
 
     Example:
       >>> client = Client("http://127.0.0.1:8501", model="two_tower")   # doctest: +SKIP
@@ -24,10 +26,22 @@ class Client:
       [('50', 0.71), ...]
     """
 
-    def __init__(self, url: str, model: Optional[str] = None, timeout: float = 30.0):
+    def __init__(self, url: str, model: Optional[str] = None, timeout: float = 30.0, protocol: str = "rest"):
+        if protocol not in ("rest", "grpc"):
+            raise ServingError(f"protocol must be 'rest' or 'grpc', got {protocol!r}")
         self.url = url.rstrip("/")
         self.model = model
         self.timeout = float(timeout)
+        self.protocol = protocol
+        self._grpc = None
+
+    def _grpc_client(self):
+        if self._grpc is None:
+            from tfrec.serving.grpc_client import GrpcClient
+
+            target = self.url.split("://", 1)[-1]
+            self._grpc = GrpcClient(target, timeout=self.timeout)
+        return self._grpc
 
     def _path(self, model: Optional[str], version: Optional[int], label: Optional[str]) -> str:
         name = model or self.model
@@ -56,13 +70,23 @@ class Client:
         except (urllib.error.URLError, OSError) as exc:
             raise ServingError(f"{url}: cannot reach the server ({exc})") from None
 
+    def _name(self, model: Optional[str]) -> str:
+        name = model or self.model
+        if not name:
+            raise ServingError("no model name: pass model= here or to Client(...)")
+        return name
+
     def status(self, model: Optional[str] = None, version: Optional[int] = None, label: Optional[str] = None) -> dict:
         """``GET /v1/models/{name}`` -> ``{"model_version_status": [...]}``."""
+        if self.protocol == "grpc":
+            return self._grpc_client().status(self._name(model), version, label)
         return self._request(self._path(model, version, label))
 
     def metadata(self, model: Optional[str] = None, version: Optional[int] = None,
                  label: Optional[str] = None) -> dict:
         """``GET /v1/models/{name}/metadata`` -> model spec and signature defs."""
+        if self.protocol == "grpc":
+            return self._grpc_client().metadata(self._name(model), version, label)
         return self._request(self._path(model, version, label) + "/metadata")
 
     def predict(self, instances=None, *, inputs=None, signature_name: Optional[str] = None,
@@ -71,6 +95,9 @@ class Client:
         ``predictions`` or ``outputs``."""
         if (instances is None) == (inputs is None):
             raise ServingError("give exactly one of instances= or inputs=")
+        if self.protocol == "grpc":
+            return self._grpc_client().predict(self._name(model), version, label, instances=instances,
+                                               inputs=inputs, signature_name=signature_name)
         body: dict = {"instances": instances} if instances is not None else {"inputs": inputs}
         if signature_name:
             body["signature_name"] = signature_name

@@ -18,21 +18,51 @@ from typing import Optional
 from tfrec.serving.server_config import ModelEntry
 
 
-class ServableNotFound(LookupError):
-    """Maps to HTTP 404."""
+class StatusError(Exception):
+    """An error with TF Serving's status code (``code`` is the gRPC/absl code name)."""
+
+    code = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, code: Optional[str] = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
-class InvalidRequest(ValueError):
-    """Maps to HTTP 400."""
+class ServableNotFound(StatusError, LookupError):
+    """NOT_FOUND (HTTP 404)."""
+
+    code = "NOT_FOUND"
+
+
+class InvalidRequest(StatusError, ValueError):
+    """INVALID_ARGUMENT (HTTP 400)."""
+
+    code = "INVALID_ARGUMENT"
+
+
+# TF Serving's http_server.cc ToHTTPStatusCode.
+HTTP_STATUS = {"OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 400, "DEADLINE_EXCEEDED": 504,
+               "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "PERMISSION_DENIED": 403, "RESOURCE_EXHAUSTED": 429,
+               "FAILED_PRECONDITION": 400, "ABORTED": 409, "OUT_OF_RANGE": 400, "UNIMPLEMENTED": 501,
+               "INTERNAL": 500, "UNAVAILABLE": 503, "DATA_LOSS": 500, "UNAUTHENTICATED": 401}
 
 
 @dataclass
 class Signature:
+    """One SignatureDef of a loaded SavedModel.
+
+    ``function(_outputs=None, **{alias: np.ndarray}) -> {alias: np.ndarray}`` runs it; ``inputs`` and
+    ``outputs`` map aliases to ``tf.TensorSpec`` (dtype and shape from the TensorInfo; the shape is
+    informative only, as in TF Serving); ``definition`` is the SignatureDef proto.
+    """
+
     name: str
     function: object
-    inputs: dict  # name -> tf.TensorSpec
-    outputs: dict  # name -> tf.TensorSpec
+    inputs: dict
+    outputs: dict
     method_name: str = "tensorflow/serving/predict"
+    definition: object = None
 
 
 @dataclass
@@ -48,43 +78,36 @@ class Servable:
     loaded_at: float = field(default_factory=time.time)
 
     def signature(self, name: Optional[str]) -> Signature:
+        """The signature a ``:predict`` names (TF Serving's REST GetInfoMap wording when missing)."""
         key = name or "serving_default"
         if key not in self.signatures:
             raise InvalidRequest(f"Serving signature name: \"{key}\" not found in signature def")
         return self.signatures[key]
 
 
-def _import_scann() -> None:
-    try:  # ScaNN exports need its ops registered; brute-force exports do not.
-        import scann  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
+def load_servable(name: str, version: int, path: Path, *, intra_op_threads: int = 0,
+                  inter_op_threads: int = 0) -> Servable:
+    """Load one version as TF Serving's SavedModelBundle does (see :mod:`tfrec.serving.bundle`)."""
+    from tfrec.serving.bundle import SavedModelBundle, bundle_function, tensor_info_spec
 
-
-def load_servable(name: str, version: int, path: Path) -> Servable:
-    import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    _import_scann()
-    loaded = tf.saved_model.load(str(path))
-    proto = saved_model_pb2.SavedModel()
-    proto.ParseFromString((path / "saved_model.pb").read_bytes())
-    sig_defs = proto.meta_graphs[0].signature_def
+    bundle = SavedModelBundle(path, intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads)
     signatures = {}
-    for sig_name, fn in loaded.signatures.items():
-        inputs = dict(fn.structured_input_signature[1])
-        outputs = {k: tf.TensorSpec(v.shape, v.dtype, k) for k, v in fn.structured_outputs.items()}
-        method = sig_defs[sig_name].method_name if sig_name in sig_defs else "tensorflow/serving/predict"
-        signatures[sig_name] = Signature(sig_name, fn, inputs, outputs, method)
-    return Servable(name=name, version=version, path=path, loaded=loaded, signatures=signatures,
-                    signature_defs=sig_defs)
+    for sig_name, sig_def in bundle.signature_defs.items():
+        if any(info.dtype == 0 for info in list(sig_def.inputs.values()) + list(sig_def.outputs.values())):
+            continue  # e.g. TF2's __saved_model_init_op: an op to run at load, not a servable signature
+        inputs = {alias: tensor_info_spec(info) for alias, info in sig_def.inputs.items()}
+        outputs = {alias: tensor_info_spec(info) for alias, info in sig_def.outputs.items()}
+        signatures[sig_name] = Signature(sig_name, bundle_function(bundle, sig_def), inputs, outputs,
+                                         sig_def.method_name, sig_def)
+    return Servable(name=name, version=version, path=path, loaded=bundle, signatures=signatures,
+                    signature_defs=bundle.signature_defs)
 
 
 def version_dirs(base_path: Path) -> dict[int, Path]:
     if not base_path.is_dir():
         return {}
     return {int(p.name): p for p in base_path.iterdir()
-            if p.is_dir() and re.fullmatch(r"\d+", p.name) and (p / "saved_model.pb").is_file()}
+            if p.is_dir() and re.fullmatch(r"[0-9]+", p.name) and (p / "saved_model.pb").is_file()}
 
 
 def wanted_versions(entry: ModelEntry, available: list[int]) -> list[int]:
@@ -112,11 +135,11 @@ class ModelManager:
     # -- loading ---------------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Load wanted versions that are not loaded, then unload unwanted ones (in that order)."""
-        for name, entry in self.entries.items():
+        for name, entry in list(self.entries.items()):
             dirs = version_dirs(entry.base_path)
             want = wanted_versions(entry, list(dirs))
             with self._lock:
-                current = dict(self._servables[name])
+                current = dict(self._servables.get(name, {}))
             new = dict(current)
             for v in want:
                 if v not in current:
@@ -129,7 +152,19 @@ class ModelManager:
             if not want and current:
                 keep = current  # never drop the last good versions because a folder vanished
             with self._lock:
-                self._servables[name] = keep
+                if name in self.entries:
+                    self._servables[name] = keep
+
+    def reload_config(self, entries: list[ModelEntry]) -> None:
+        """Serve exactly ``entries`` from now on (ModelService.HandleReloadConfigRequest).
+
+        Models that stay keep their loaded versions; new ones load before this returns; removed
+        ones are dropped (requests holding one of their servables finish on it).
+        """
+        with self._lock:
+            self.entries = {e.name: e for e in entries}
+            self._servables = {name: self._servables.get(name, {}) for name in self.entries}
+        self.refresh()
 
     def start_polling(self) -> None:
         if self.poll_seconds <= 0 or self._thread is not None:
@@ -152,16 +187,17 @@ class ModelManager:
         if name not in self.entries:
             raise ServableNotFound(f"Could not find any versions of model {name}")
         with self._lock:
-            return dict(self._servables[name])
+            return dict(self._servables.get(name, {}))
 
     def resolve(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> Servable:
         if name not in self.entries:
-            raise ServableNotFound(f"Servable not found for request: Latest({name})")
+            request = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
+            raise ServableNotFound(f"Servable not found for request: {request}")
         loaded = self.versions(name)
         if label is not None:
             labels = self.entries[name].labels
-            if label not in labels:
-                raise ServableNotFound(f"Unrecognized servable version label: {label}")
+            if label not in labels:  # TF Serving: INVALID_ARGUMENT
+                raise InvalidRequest(f"Unrecognized servable version label: {label}")
             version = labels[label]
         if version is not None:
             if version not in loaded:

@@ -32,10 +32,19 @@ def _count(minimum: int):
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of ``tensorflow_model_server`` that apply to a REST-only server."""
-    p.add_argument("--rest_api_port", type=int, default=8501, help="REST port (default: %(default)s)")
+    """The flags of ``tensorflow_model_server`` (gRPC on --port, REST on --rest_api_port)."""
+    p.add_argument("--port", type=int, default=None,
+                   help="gRPC port (PredictionService, ModelService; default: 8500, skipped with a warning when "
+                        "that port is taken; 0: no gRPC port)")
+    p.add_argument("--grpc_socket_path", default=None,
+                   help="also serve gRPC on this Unix domain socket")
+    p.add_argument("--grpc_channel_arguments", default="",
+                   help="comma-separated gRPC server arguments, e.g. grpc.max_connection_age_ms=2000")
+    p.add_argument("--grpc_max_threads", type=_count(1), default=8,
+                   help="threads answering gRPC calls (default: %(default)s)")
+    p.add_argument("--rest_api_port", type=int, default=8501, help="REST port (default: %(default)s; 0: no REST)")
     p.add_argument("--rest_api_host", default="127.0.0.1",
-                   help="address to bind (default: %(default)s; TF Serving binds 0.0.0.0)")
+                   help="address the REST and gRPC ports bind (default: %(default)s; TF Serving binds 0.0.0.0)")
     p.add_argument("--model_name", default=None, help="serve one model under this name (with --model_base_path)")
     p.add_argument("--model_base_path", default=None, help="folder holding the model's integer version folders")
     p.add_argument("--model_config_file", default=None, help="a ModelServerConfig text proto (models.config)")
@@ -47,7 +56,6 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds between scans of the base paths for new versions (0: scan once)")
     p.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0.0,
                    help="accepted for compatibility; the config file is read once")
-    p.add_argument("--port", type=int, default=None, help="gRPC port of tensorflow_model_server: not served here")
     p.add_argument("--rest_api_num_threads", type=_count(1), default=2,
                    help="threads running unbatched predicts (default: %(default)s; the HTTP side is one "
                         "asyncio event loop)")
@@ -96,12 +104,13 @@ def build_server(args):
         monitoring = parse_monitoring_config(path.read_text(), str(path))
     intra = getattr(args, "tensorflow_intra_op_parallelism", 0)
     inter = getattr(args, "tensorflow_inter_op_parallelism", 0)
-    if intra or inter:
-        import tensorflow as tf  # before any model loads: TF fixes its thread pools at first use
+    import functools
 
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
-    manager = ModelManager(entries, poll_seconds=args.file_system_poll_wait_seconds)
+    from tfrec.serving.model_manager import load_servable
+
+    # Each version runs in its own session with these thread pools (TF Serving's session config).
+    loader = functools.partial(load_servable, intra_op_threads=intra, inter_op_threads=inter)
+    manager = ModelManager(entries, poll_seconds=args.file_system_poll_wait_seconds, loader=loader)
     manager.refresh()
     for e in entries:
         if not manager.versions(e.name):
@@ -120,12 +129,42 @@ def _pick(module: str, fallback: str) -> str:
     return module if importlib.util.find_spec(module) is not None else fallback
 
 
+def _channel_arguments(text: str) -> list:
+    out = []
+    for item in filter(None, (t.strip() for t in (text or "").split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--grpc_channel_arguments: expected key=value, got {item!r}")
+        out.append((key, int(value) if value.lstrip("-").isdigit() else value))
+    return out
+
+
 def run_serve(args) -> int:
     import uvicorn
 
     import gc
 
     app, manager = build_server(args)
+    grpc_server = None
+    port = 8500 if args.port is None else args.port
+    if port or args.grpc_socket_path:
+        from tfrec.serving.grpc_server import create_grpc_server
+
+        kwargs = dict(host=args.rest_api_host, socket_path=args.grpc_socket_path, max_workers=args.grpc_max_threads,
+                      options=_channel_arguments(args.grpc_channel_arguments),
+                      batch_submit=app.state.batch_submit if args.rest_api_port else None)
+        try:
+            grpc_server, _ = create_grpc_server(manager, port=port or None, **kwargs)
+        except (OSError, RuntimeError) as exc:
+            if args.port is not None:  # asked for: a port that cannot be bound is an error
+                raise ConfigError(f"--port {args.port}: {exc}") from None
+            # The default port taken (e.g. another server on this machine): REST keeps working.
+            print(f"tfrec serve: warning: no gRPC on {args.rest_api_host}:8500 ({exc}); pass --port to choose one",
+                  file=sys.stderr)
+            port = 0
+            if args.grpc_socket_path:
+                grpc_server, _ = create_grpc_server(manager, port=None, **kwargs)
+    args.port = port
     # TensorFlow and the loaded models leave a few million long-lived Python objects; a full
     # collection walking them stalls every request in flight for tens of milliseconds. Move them out
     # of the collector's view (objects created later are collected as usual).
@@ -133,18 +172,37 @@ def run_serve(args) -> int:
     gc.freeze()
     manager.start_polling()
     names = ", ".join(f"{n} (versions {sorted(manager.versions(n))})" for n in manager.entries)
-    print(f"tfrec serve: {names} on http://{args.rest_api_host}:{args.rest_api_port}", file=sys.stderr, flush=True)
+    where = []
+    if grpc_server is not None:
+        grpc_server.start()
+        if args.port:
+            where.append(f"gRPC {args.rest_api_host}:{args.port}")
+        if args.grpc_socket_path:
+            where.append(f"gRPC unix:{args.grpc_socket_path}")
+    if args.rest_api_port:
+        where.append(f"http://{args.rest_api_host}:{args.rest_api_port}")
+    print(f"tfrec serve: {names} on {', '.join(where)}", file=sys.stderr, flush=True)
     try:
-        uvicorn.run(app, host=args.rest_api_host, port=args.rest_api_port, log_level="warning", access_log=False,
-                    loop=_pick("uvloop", "auto"), http=_pick("httptools", "auto"))
+        if args.rest_api_port:
+            uvicorn.run(app, host=args.rest_api_host, port=args.rest_api_port, log_level="warning",
+                        access_log=False, loop=_pick("uvloop", "auto"), http=_pick("httptools", "auto"))
+        elif grpc_server is not None:
+            grpc_server.wait_for_termination()
+    except KeyboardInterrupt:
+        pass
     finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=2)
         manager.stop()
     return 0
 
 
 # ------------------------------------------------------------------------------------------------ recommend
 def add_recommend_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default="http://127.0.0.1:8501", help="server URL (default: %(default)s)")
+    p.add_argument("--url", default=None,
+                   help="server address (default: http://127.0.0.1:8501 for REST, 127.0.0.1:8500 for gRPC)")
+    p.add_argument("--protocol", choices=["rest", "grpc"], default="rest",
+                   help="TF Serving's REST API or its gRPC PredictionService (default: %(default)s)")
     p.add_argument("--model", default="two_tower", help="model name on the server (default: %(default)s)")
     p.add_argument("--user", required=True, help="raw MovieLens user id, e.g. 1")
     p.add_argument("--k", type=int, default=10, help="number of items (default: %(default)s)")
@@ -158,7 +216,8 @@ def run_recommend(args) -> int:
 
     from tfrec.serving.client import Client
 
-    client = Client(args.url, model=args.model)
+    url = args.url or ("127.0.0.1:8500" if args.protocol == "grpc" else "http://127.0.0.1:8501")
+    client = Client(url, model=args.model, protocol=args.protocol)
     recs = client.recommend(args.user, k=args.k)
     titles = {}
     try:

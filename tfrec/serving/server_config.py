@@ -70,6 +70,11 @@ def parse_model_config(text: str, config_file: Optional[Path] = None) -> list[Mo
         text_format.Parse(text, msg)
     except text_format.ParseError as exc:
         raise ConfigError(f"{where}: not a valid ModelServerConfig text proto: {exc}") from exc
+    return entries_from_proto(msg, where, config_file)
+
+
+def entries_from_proto(msg, where: str = "model config", config_file: Optional[Path] = None) -> list[ModelEntry]:
+    """A ``ModelServerConfig`` proto -> :class:`ModelEntry` objects (ConfigError naming what is wrong)."""
     if msg.WhichOneof("config") != "model_config_list":
         raise ConfigError(f"{where}: expected a model_config_list")
     entries = []
