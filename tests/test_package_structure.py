@@ -105,8 +105,6 @@ def test_layers_point_one_way():
     assert not wrong, "a lower layer imports a higher one:\n" + "\n".join(sorted(wrong))
 
 
-@pytest.mark.xfail(strict=True, reason="`tfrec recommend` (a client command reading titles from tfrec.data) still lives in "
-                   "serving/serve_cli.py while issue 18 reworks the client; it moves to the CLI layer next")
 def test_serving_knows_savedmodels_only():
     wrong = [f"{m} imports {n}" for m, deps in GRAPH.items() if m.startswith("tfrec.serving")
              for n in deps if not n.startswith(SERVING_MAY_IMPORT)]

@@ -303,8 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     # serve / recommend
-    p = sub.add_parser("serve", help="serve exports over TensorFlow Serving's REST API (tensorflow_model_server flags)")
-    from tfrec.serving.serve_cli import add_recommend_arguments, add_serve_arguments, run_recommend, run_serve
+    p = sub.add_parser("serve", help="serve exports over TensorFlow Serving's REST and gRPC APIs "
+                                     "(tensorflow_model_server flags)")
+    from tfrec.recommend_cli import add_recommend_arguments, run_recommend
+    from tfrec.serving.serve_cli import add_serve_arguments, run_serve
 
     add_serve_arguments(p)
     p.set_defaults(func=run_serve)

@@ -1,238 +1,45 @@
-"""TensorFlow Serving's REST request and response bodies: JSON <-> tensors, tf.Example JSON.
+"""TensorFlow Serving's REST request bodies -> tensors and tf.Examples.
 
 Follows TF Serving's ``util/json_tensor.cc`` (Apache-2.0; the behaviour spec, no code copied):
 
-* ``:predict`` bodies with ``instances`` (row format -> ``predictions``) or ``inputs`` (columnar ->
-  ``outputs``), optional ``signature_name``, ``{"b64": ...}`` for strings; one output tensor is not
-  wrapped in an object; ``*_bytes`` string outputs are written as ``{"b64": ...}``.
+* ``:predict`` bodies with ``instances`` (row format) or ``inputs`` (columnar), optional
+  ``signature_name``, ``{"b64": ...}`` for strings, TF Serving's checks and error texts
+  ("Expecting tensor size", "not of expected type: float", ...).
 * ``:classify`` / ``:regress`` bodies with ``examples`` (and optional ``context``) as tf.Example
   JSON: numbers with a fraction -> float_list, integers and booleans -> int64_list, strings and b64
   objects -> bytes_list.
-* Floats are written as TF Serving writes them: six significant digits when that round-trips, else
-  full precision (9 digits for float32, 17 for double), whole numbers with ``.0``, ``NaN``,
-  ``Infinity`` and ``-Infinity`` literals.
-* Parse errors carry RapidJSON's wording (``JSON Parse error: Invalid value. at offset: 0``).
+
+Parsing is :mod:`tfrec.serving.json_values`; responses are :mod:`tfrec.serving.json_output` (both
+re-exported here).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
-import re
 
 import numpy as np
 
-try:  # a fast JSON codec; the standard library gives the same documents without it
-    import orjson
-except ImportError:  # pragma: no cover
-    orjson = None
-
+from tfrec.serving.json_output import (  # noqa: F401  (re-exported)
+    encode_classification,
+    encode_regression,
+    encode_response,
+    format_float,
+    tensor_json,
+)
+from tfrec.serving.json_values import (  # noqa: F401  (re-exported)
+    MAX_NESTING,
+    _b64decode,
+    _is_b64,
+    _json_type,
+    _type_error,
+    debug_string,
+    dtype_string,
+    loads,
+)
 from tfrec.serving.model_manager import InvalidRequest, Signature
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-# RapidJSON parses iteratively with no depth limit; deeper documents than this are refused with a
-# 400 instead (a deliberate difference: no TF Serving request is nested this deep).
-MAX_NESTING = 512
-
-# ------------------------------------------------------------------------------------------------ parsing
-# RapidJSON's GetParseError_En texts for the errors Python's parser reports.
-_RAPIDJSON_ERRORS = [
-    ("Expecting value", "Invalid value."),
-    ("Expecting property name enclosed in double quotes", "Missing a name for object member."),
-    ("Expecting ':' delimiter", "Missing a colon after a name of object member."),
-    ("Unterminated string", "Missing a closing quotation mark in string."),
-    ("Invalid \\escape", "Invalid escape character in string."),
-    ("Invalid \\uXXXX escape", "Incorrect hex digit after \\u escape in string."),
-    ("Invalid control character", "Invalid encoding in string."),
-]
-
-
-class _ParseError(ValueError):
-    def __init__(self, text: str, pos: int):
-        super().__init__(text)
-        self.text, self.pos = text, pos
-
-
-def _parse_error(text: str, pos: int) -> InvalidRequest:
-    return InvalidRequest(f"JSON Parse error: {text} at offset: {pos}")
-
-
-def _number_too_big(s: str):
-    raise _ParseError("Number too big to be stored in double.", 0)
-
-
-def _parse_int(s: str):
-    # RapidJSON keeps integers up to 64 bits and reads larger ones as doubles.
-    if len(s) <= 19 or (len(s) <= 20 and (s[0] == "-" or int(s) < 2 ** 64)):
-        return int(s)
-    value = float(s) if len(s) < 400 else math.inf
-    if math.isinf(value):
-        _number_too_big(s)
-    return value
-
-
-def _parse_float(s: str):
-    value = float(s)
-    if math.isinf(value):
-        _number_too_big(s)
-    return value
-
-
-_CONSTANTS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float,
-                            parse_constant=_CONSTANTS.__getitem__)
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-def _has_lone_surrogate(value) -> bool:
-    if isinstance(value, str):
-        return bool(_SURROGATE.search(value))
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    return False
-
-
-def _depth_ok(body: bytes) -> bool:
-    """Cheap upper bound on nesting: brackets outside strings are rare beyond MAX_NESTING."""
-    if body.count(b"[") + body.count(b"{") <= MAX_NESTING:
-        return True
-    depth = 0
-    in_str = esc = False
-    for c in body:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == 0x5C:
-                esc = True
-            elif c == 0x22:
-                in_str = False
-        elif c == 0x22:
-            in_str = True
-        elif c in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_NESTING:
-                return False
-        elif c in (0x5D, 0x7D):
-            depth -= 1
-    return True
-
-
-def loads(body: bytes):
-    """Parse a request body as TF Serving does (RapidJSON with NaN/Inf, stop when done)."""
-    if not body:
-        raise InvalidRequest("JSON Parse error: The document is empty")
-    if orjson is not None:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    if not _depth_ok(body):
-        raise InvalidRequest(f"JSON Parse error: document nested deeper than {MAX_NESTING} levels "
-                             f"(tfrec serve's limit)")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _parse_error("Invalid encoding in string.", exc.start) from None
-    start = len(text) - len(text.lstrip(" \t\n\r"))
-    if start == len(text):
-        raise _parse_error("The document is empty.", start)
-    try:
-        # raw_decode: trailing text after the document is ignored (kParseStopWhenDoneFlag).
-        doc, _ = _DECODER.raw_decode(text, start)
-    except _ParseError as exc:
-        raise _parse_error(exc.text, exc.pos) from None
-    except json.JSONDecodeError as exc:
-        msg = exc.msg
-        if msg == "Expecting ',' delimiter":
-            opener = _innermost_open(text, exc.pos)
-            msg = ("Missing a comma or '}' after an object member." if opener == "{"
-                   else "Missing a comma or ']' after an array element.")
-        else:
-            msg = next((r for p, r in _RAPIDJSON_ERRORS if exc.msg.startswith(p)), "Invalid value.")
-        raise _parse_error(msg, exc.pos) from None
-    except (RecursionError, ValueError) as exc:  # ValueError: int digits limit and the like
-        raise _parse_error(f"Invalid value. ({type(exc).__name__})", start) from None
-    if _has_lone_surrogate(doc):
-        raise _parse_error("The surrogate pair in string is invalid.", start)
-    return doc
-
-
-def _innermost_open(text: str, pos: int) -> str:
-    stack = []
-    in_str = esc = False
-    for c in text[:pos]:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == "\\":
-                esc = True
-            elif c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-        elif c in "[{":
-            stack.append(c)
-        elif c in "]}" and stack:
-            stack.pop()
-    return stack[-1] if stack else "["
-
-
-# ------------------------------------------------------------------------------------------------ JSON -> tensors
-def dtype_string(dtype) -> str:
-    """TensorFlow's DataTypeString: float, double, int32, string, ..."""
-    return {"float32": "float", "float64": "double", "float16": "half"}.get(dtype.name, dtype.name)
-
-
-def debug_string(value) -> str:
-    """A JSON value as TF Serving prints it in errors (at most 256 bytes)."""
-    try:
-        text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False, allow_nan=True)
-    except (TypeError, ValueError, RecursionError):
-        text = str(value)
-    return text[:256]
-
-
-def _json_type(value) -> str:
-    if value is None:
-        return "Null"
-    if value is True:
-        return "True"
-    if value is False:
-        return "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    if isinstance(value, str):
-        return "String"
-    return "Number"
-
-
-def _is_b64(value) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
-
-
-def _type_error(value, dtype) -> InvalidRequest:
-    return InvalidRequest(f"JSON Value: {debug_string(value)} Type: {_json_type(value)} is not of expected type: "
-                          f"{dtype_string(dtype)}")
-
-
-def _b64decode(value) -> bytes:
-    if not _is_b64(value):
-        raise InvalidRequest(f"JSON Value: {debug_string(value)} not formatted correctly for base64 data")
-    text = value["b64"]
-    try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, binascii.Error, UnicodeEncodeError):
-        try:  # absl::Base64Unescape also accepts unpadded and web-safe input
-            padded = text.replace("-", "+").replace("_", "/")
-            return base64.b64decode((padded + "=" * (-len(padded) % 4)).encode("ascii"), validate=True)
-        except (ValueError, binascii.Error, UnicodeEncodeError):
-            raise InvalidRequest("Unable to base64 decode") from None
 
 
 _KINDS: dict = {}
@@ -527,141 +334,6 @@ def parse_examples_body(body: bytes, verb: str):
     return sig_name, request_input
 
 
-# ------------------------------------------------------------------------------------------------ tensors -> JSON
-def format_float(value: float, float32: bool = True) -> str:
-    """A float as TF Serving's JSON writer prints it (see the module docstring)."""
-    if value != value:
-        return "NaN"
-    if math.isinf(value):
-        return "-Infinity" if value < 0 else "Infinity"
-    text = "%g" % value
-    back = float(text)
-    if (np.float32(back) != np.float32(value)) if float32 else (back != value):
-        text = ("%.9g" if float32 else "%.17g") % value
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text
-
-
-def _str_token(value: bytes, as_bytes: bool) -> str:
-    if not as_bytes:
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:  # JSON cannot carry raw bytes (TF Serving writes them as they are)
-            as_bytes = True
-        else:
-            return orjson.dumps(text).decode() if orjson is not None else json.dumps(text, ensure_ascii=False)
-    return '{"b64": "' + base64.b64encode(value).decode("ascii") + '"}'
-
-
-def _tokens(arr: np.ndarray, as_bytes: bool) -> list:
-    """Flat list of JSON texts, one per element of ``arr``."""
-    kind = arr.dtype.kind
-    flat = arr.reshape(-1)
-    if kind == "f":
-        if arr.dtype.itemsize == 4:
-            return [format_float(v, True) for v in flat.tolist()]
-        if arr.dtype.itemsize == 8:
-            return [format_float(v, False) for v in flat.tolist()]
-    elif kind in "iu":
-        return [str(v) for v in flat.tolist()]
-    elif kind == "b":
-        return ["true" if v else "false" for v in flat.tolist()]
-    elif kind in "OS":
-        out = []
-        for v in flat.tolist():
-            if isinstance(v, str):
-                v = v.encode("utf-8")
-            if not isinstance(v, bytes):
-                break
-            out.append(_str_token(v, as_bytes))
-        else:
-            return out
-    raise InvalidRequest(f"Failed to write JSON value for tensor type: {_dtype_enum_name(arr.dtype)}")
-
-
-def _dtype_enum_name(np_dtype) -> str:
-    try:
-        import tensorflow as tf
-
-        return dtype_string(tf.dtypes.as_dtype(np_dtype))
-    except TypeError:
-        return str(np_dtype)
-
-
-def _nest(tokens: list, shape: tuple) -> str:
-    if not shape:
-        return tokens[0]
-    if len(shape) == 1:
-        return "[" + ", ".join(tokens) + "]"
-    step = len(tokens) // shape[0] if shape[0] else 0
-    return "[" + ", ".join(_nest(tokens[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])) + "]"
-
-
-def tensor_json(arr: np.ndarray, as_bytes: bool = False) -> str:
-    return _nest(_tokens(arr, as_bytes), arr.shape)
-
-
-def _row_batch_size(outputs: dict, names: list) -> int:
-    """The shared batch size of ``outputs`` for the row format (TF Serving's errors if there is none)."""
-    batch = -1
-    for n in names:
-        if outputs[n].ndim == 0:
-            raise InvalidRequest(f"Tensor name: {n} has no shape information ")
-        cur = outputs[n].shape[0]
-        if batch >= 0 and cur != batch:
-            raise InvalidRequest(f"Tensor name: {n} has inconsistent batch size: {cur} expecting: {batch}")
-        batch = cur
-    return batch
-
-
-def _is_bytes_output(name: str, arr: np.ndarray) -> bool:
-    return name.endswith("_bytes") and arr.dtype.kind in "OS"
-
-
-def encode_response(outputs: dict, fmt: str) -> bytes:
-    """The ``:predict`` response body for ``{output alias: array}`` in row or columnar format."""
-    names = sorted(outputs)
-    if not names:
-        raise InvalidRequest("Cannot convert empty tensor map to JSON")
-    if fmt == "row":
-        batch = _row_batch_size(outputs, names)
-        per_name = {}
-        for n in names:
-            arr = outputs[n]
-            tokens = _tokens(arr, _is_bytes_output(n, arr))
-            step = len(tokens) // batch if batch else 0
-            per_name[n] = [_nest(tokens[i * step:(i + 1) * step], arr.shape[1:]) for i in range(batch)]
-        if len(names) == 1:
-            items = per_name[names[0]]
-        else:
-            items = ["{" + ", ".join(f"{_key(n)}: {per_name[n][i]}" for n in names) + "}" for i in range(batch)]
-        return ('{"predictions": [' + ", ".join(items) + "]}").encode("utf-8")
-    cols = {n: tensor_json(outputs[n], _is_bytes_output(n, outputs[n])) for n in names}
-    if len(names) == 1:
-        return ('{"outputs": ' + cols[names[0]] + "}").encode("utf-8")
-    return ('{"outputs": {' + ", ".join(f"{_key(n)}: {cols[n]}" for n in names) + "}}").encode("utf-8")
-
-
-def _key(name: str) -> str:
-    return json.dumps(name, ensure_ascii=False)
-
-
-def encode_classification(result) -> bytes:
-    """A ClassificationResult -> ``{"results": [[[label, score], ...], ...]}``."""
-    if not result.classifications:
-        raise InvalidRequest("Cannot convert empty ClassificationResults to JSON")
-    rows = []
-    for c in result.classifications:
-        rows.append("[" + ", ".join(f"[{_str_token(k.label.encode('utf-8'), False)}, {format_float(k.score)}]"
-                                    for k in c.classes) + "]")
-    return ('{"results": [' + ", ".join(rows) + "]}").encode("utf-8")
-
-
-def encode_regression(result) -> bytes:
-    if not result.regressions:
-        raise InvalidRequest("Cannot convert empty RegressionResults to JSON")
-    return ('{"results": [' + ", ".join(format_float(r.value) for r in result.regressions) + "]}").encode("utf-8")
 
 
 def dumps(obj) -> bytes:
