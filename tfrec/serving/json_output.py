@@ -34,6 +34,19 @@ def format_float(value: float, float32: bool = True) -> str:
     return text
 
 
+def _float_tokens(flat: np.ndarray) -> list:
+    """``format_float`` for a whole finite float32/float64 array (vectorised round-trip check)."""
+    f32 = flat.dtype.itemsize == 4
+    values = flat.tolist()
+    out = ["%g" % v for v in values]
+    back = np.array(out, dtype=flat.dtype)
+    if not np.array_equal(back, flat):
+        wide = "%.9g" if f32 else "%.17g"
+        for i in np.flatnonzero(back != flat).tolist():
+            out[i] = wide % values[i]
+    return [t if ("." in t or "e" in t) else t + ".0" for t in out]
+
+
 def _str_token(value: bytes, as_bytes: bool) -> str:
     if not as_bytes:
         try:
@@ -49,18 +62,23 @@ def _tokens(arr: np.ndarray, as_bytes: bool) -> list:
     """Flat list of JSON texts, one per element of ``arr``."""
     kind = arr.dtype.kind
     flat = arr.reshape(-1)
-    if kind == "f":
-        if arr.dtype.itemsize == 4:
-            return [format_float(v, True) for v in flat.tolist()]
-        if arr.dtype.itemsize == 8:
-            return [format_float(v, False) for v in flat.tolist()]
+    if kind == "f" and arr.dtype.itemsize in (4, 8):
+        if np.isfinite(flat).all():
+            return _float_tokens(flat)
+        return [format_float(v, arr.dtype.itemsize == 4) for v in flat.tolist()]
     elif kind in "iu":
         return [str(v) for v in flat.tolist()]
     elif kind == "b":
         return ["true" if v else "false" for v in flat.tolist()]
     elif kind in "OS":
+        values = flat.tolist()
+        if not as_bytes and orjson is not None:
+            try:  # the common case: UTF-8 strings
+                return [orjson.dumps(v.decode("utf-8")).decode() for v in values]
+            except (UnicodeDecodeError, AttributeError, TypeError):
+                pass
         out = []
-        for v in flat.tolist():
+        for v in values:
             if isinstance(v, str):
                 v = v.encode("utf-8")
             if not isinstance(v, bytes):
