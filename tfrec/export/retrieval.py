@@ -10,6 +10,8 @@ import tensorflow as tf
 from tfrec.data import features as F
 from tfrec.export.ann_index import scann_index
 
+DEFAULT_K = 10  # results of serving_default
+
 class RetrievalModule(tf.Module):
     """Everything a retrieval request needs, as TensorFlow state: tables, embeddings, index."""
 
