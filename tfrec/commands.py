@@ -130,6 +130,9 @@ def _cmd_train(args) -> int:
         output=output,
         tensorboard=not args.no_tensorboard,
         verbose=0 if args.json else 1,
+        prepared=args.prepared,
+        steps_per_epoch=args.steps_per_epoch,
+        eval_users=args.eval_users,
         **hp,
     )
     if args.json:
@@ -224,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     # data
-    p_data = sub.add_parser("data", help="describe, download or split a dataset")
+    p_data = sub.add_parser("data", help="describe, download, split, prepare or synthesize a dataset")
     data_sub = p_data.add_subparsers(dest="data_command", metavar="ACTION")
     data_sub.required = True
     p = data_sub.add_parser("describe", help="counts, rating histogram, sparsity, top genres")
@@ -243,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for train.csv, test.csv (validation.csv)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_data_split)
+    from tfrec.prepare_commands import add_data_commands
+
+    add_data_commands(data_sub, _add_dataset_args, _add_split_args)
 
     # train
     p = sub.add_parser("train", help="train a model and evaluate it on the test split")
@@ -260,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any other hyperparameter (JSON values), repeatable")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="JSON hyperparameters written by `tfrec tune` (--set and the flags above override them)")
+    p.add_argument("--prepared", default=None, metavar="DIR",
+                   help="train by streaming a folder written by `tfrec data prepare` (instead of --dataset)")
+    p.add_argument("--steps-per-epoch", type=_positive_int, default=None,
+                   help="with --prepared: batches per epoch (default: one pass over the shards)")
+    p.add_argument("--eval-users", type=_positive_int, default=None,
+                   help="with --prepared: rank a seeded sample of this many test users (default: all)")
     p.add_argument("--output", default=None, help="run folder (default runs/<model>-<time>)")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     p.add_argument("--json", action="store_true", help="print the test metrics as one JSON object")
@@ -329,8 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_split_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--split", default="random", choices=("random", "temporal", "leave_last_out", "cold_start"))
+def _add_split_args(p: argparse.ArgumentParser, default: str = "random") -> None:
+    p.add_argument("--split", default=default, choices=("random", "temporal", "leave_last_out", "cold_start"))
     p.add_argument("--test-fraction", type=_fraction, default=0.2)
     p.add_argument("--seed", type=int, default=0)
 

@@ -157,20 +157,33 @@ def full_ranking_predictions(model, train: pd.DataFrame, user_ids, k: int = 10, 
     """Top-``k`` over the whole catalog for each user, the user's ``train`` items excluded.
 
     Returns a DataFrame (user_id, item_id, prediction, rank), best first. Users absent from
-    ``train`` have nothing excluded. Ties are broken by catalog position.
+    ``train`` have nothing excluded. Ties are broken by catalog position. ``train=None`` excludes
+    the items in the model's own ``seen_`` state instead (what ``recommend(exclude_seen=True)``
+    removes; a model trained from prepared shards has no ratings frame). Memory is one batch of
+    ``batch_size x n_catalog`` scores plus the top-k lists, whatever the number of users.
     """
     catalog = _check_model(model)
     k = M._check_k(k)
     batch_size = _check_positive(batch_size, "batch_size")
-    seen = _pairs(train, "train", allow_empty=True)
     user_ids = np.asarray(pd.unique(np.asarray([str(u) for u in user_ids], dtype=object)), dtype=object)
-    # Seen (row, catalog position) pairs, sorted by row so each batch takes a contiguous slice.
-    rows = pd.Index(user_ids).get_indexer(seen["user_id"])
-    cols = pd.Index(catalog).get_indexer(seen["item_id"])
-    keep = (rows >= 0) & (cols >= 0)
-    rows, cols = rows[keep], cols[keep]
-    order = np.argsort(rows, kind="stable")
-    rows, cols = rows[order], cols[order]
+    if train is None:
+        seen_state = getattr(model, "seen_", None)
+        if seen_state is None:
+            raise ConfigError(f"{type(model).__name__} has no seen_ state: pass train= to exclude training items")
+        parts = [(row, seen_state.get(u)) for row, u in enumerate(user_ids)]
+        parts = [(row, p) for row, p in parts if p is not None and len(p)]
+        rows = np.concatenate([np.full(len(p), row, dtype=np.int64) for row, p in parts]) if parts else \
+            np.zeros(0, np.int64)
+        cols = np.concatenate([np.asarray(p, dtype=np.int64) for _, p in parts]) if parts else np.zeros(0, np.int64)
+    else:
+        seen = _pairs(train, "train", allow_empty=True)
+        # Seen (row, catalog position) pairs, sorted by row so each batch takes a contiguous slice.
+        rows = pd.Index(user_ids).get_indexer(seen["user_id"])
+        cols = pd.Index(catalog).get_indexer(seen["item_id"])
+        keep = (rows >= 0) & (cols >= 0)
+        rows, cols = rows[keep], cols[keep]
+        order = np.argsort(rows, kind="stable")
+        rows, cols = rows[order], cols[order]
     progress = _Progress(verbose, "full ranking", len(user_ids))
     out_u, out_i, out_s, out_r = [], [], [], []
     for start in range(0, len(user_ids), batch_size):
@@ -203,7 +216,7 @@ def full_ranking(model, train: pd.DataFrame, test: pd.DataFrame, k: int = 10, us
     Args:
       model: a fitted recommender (``score_users``, ``catalog_``).
       train: the interactions whose items are excluded per user (normally the model's training
-        data); columns user_id, item_id.
+        data); columns user_id, item_id. None: the model's own ``seen_`` items are excluded.
       test: held-out interactions (user_id, item_id); with a leave-last-out split, one per user.
       k: cut-off.
       users: evaluate only these user ids (a slice, e.g. :func:`sparse_users`); default all test users.
@@ -217,7 +230,8 @@ def full_ranking(model, train: pd.DataFrame, test: pd.DataFrame, k: int = 10, us
     """
     catalog = _check_model(model)
     k = M._check_k(k)
-    _pairs(train, "train", allow_empty=True)
+    if train is not None:
+        _pairs(train, "train", allow_empty=True)
     truth = _select_users(_pairs(test, "test", allow_empty=False), users, "full_ranking").drop_duplicates()
     user_ids = pd.unique(truth["user_id"])
     top = full_ranking_predictions(model, train, user_ids, k=k, batch_size=batch_size, verbose=verbose)

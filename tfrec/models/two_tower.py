@@ -176,6 +176,23 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
                 tower.set_history(table)
                 tower.set_training_sequences(keys, items, starts)
 
+    def _prepare_summary(self, item_counts: np.ndarray, history: np.ndarray, items, users) -> None:
+        """What :meth:`_prepare` derives from the training frame, from a prepared dataset's summary
+        (:mod:`tfrec.data.prepared`): ``item_counts`` [n_items + 1] training interactions per item
+        vocabulary index, ``history`` [n_users + 1, H] each user's last H items (H >= history_length).
+        Training then reads each example's history from its ``history_items`` feature."""
+        self._users_table = F.user_feature_table(users) if (self.use_features and users is not None) else None
+        self._items_table = items if self.use_features else None
+        prob = (np.asarray(item_counts, np.float64) + 1.0) / (float(np.sum(item_counts)) + len(item_counts))
+        self._item_logq.assign(np.log(prob).astype(np.float32))
+        if self.history_length:
+            if history.shape[1] < self.history_length:
+                raise ConfigError(f"TwoTower(history_length={self.history_length}) needs a prepared dataset with "
+                                  f"history_length >= {self.history_length}; it has {history.shape[1]}")
+            table = history[:, history.shape[1] - self.history_length:]  # right-aligned: the latest N
+            for tower in self.query_towers:
+                tower.set_history(table)
+
     def _history_table(self, items: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """[n_users + 1, N]: each user's last N training items (item indices, 0 = padding), from the
         ``items``/``starts`` of :meth:`_training_sequences`."""
@@ -216,6 +233,11 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
     # -- the TFRS model ---------------------------------------------------------------------------------
     def _query_inputs(self, features):
         inputs = {k: features[k] for k in QUERY_FEATURES + (F.TIMESTAMP,) if k in features}
+        if HISTORY_ITEMS in features:
+            # Precomputed per example (a prepared dataset's shards, tfrec.data.prepared): as is.
+            inputs.pop(F.TIMESTAMP, None)
+            inputs[HISTORY_ITEMS] = features[HISTORY_ITEMS]
+            return inputs
         if F.TIMESTAMP in inputs and F.ITEM_ID in features:
             inputs[TARGET_INDEX] = self._prob_lookup(features[F.ITEM_ID])  # item-vocabulary index, 0 = unknown
         towers = self.query_towers

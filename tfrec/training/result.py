@@ -59,3 +59,13 @@ def is_keras(model) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(model, tf.keras.Model)
+
+
+def _is_rating_model(model) -> bool:
+    # Keras rating models train on the rating label (NeuMF's implicit objective and the
+    # two-tower retrieval model do not predict ratings).
+    return hasattr(model, "predict_ratings") and getattr(model, "label_key", None) == "rating"
+
+
+def _can_rank(model) -> bool:
+    return hasattr(model, "score_users")

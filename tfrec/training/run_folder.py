@@ -13,6 +13,7 @@ the original data files::
       items.csv, users.csv side tables (genres "|"-joined)
       history.json, learning_curve.png, tensorboard/   Keras models
       embedding_map.png    retrieval models: t-SNE of the item embeddings
+    (a run trained from a prepared folder has no train/test CSVs: config.json names the folder)
       ann_recall_latency.png  retrieval models: ScaNN recall vs latency on the item embeddings
 """
 
@@ -99,6 +100,10 @@ def load_run(run_dir) -> TrainResult:
         raise DataError(f"{run_dir}: not a tfrec run folder (no config.json)")
     config = json.loads(cfg_path.read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+    if config.get("prepared"):
+        from tfrec.training.streaming import load_prepared_run
+
+        return load_prepared_run(run_dir, config, metrics)
     train_df = _ratings_from_csv(run_dir / "train_ratings.csv")
     test_df = _ratings_from_csv(run_dir / "test_ratings.csv") if (run_dir / "test_ratings.csv").is_file() else None
     items = _items_from_csv(run_dir / "items.csv") if (run_dir / "items.csv").is_file() else None

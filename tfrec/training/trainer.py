@@ -15,7 +15,7 @@ import pandas as pd
 from tfrec.data.dataset import MovieLensData
 from tfrec.errors import ConfigError, DataError
 from tfrec.models import registry
-from tfrec.training.result import TrainResult, init_params, is_keras
+from tfrec.training.result import TrainResult, _can_rank, _is_rating_model, init_params, is_keras
 from tfrec.training.run_folder import save_run
 from tfrec.utils.versions import package_versions
 
@@ -56,16 +56,6 @@ def make_split(ratings: pd.DataFrame, split: str, *, test_fraction: float = 0.2,
     raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
 
 
-def _is_rating_model(model) -> bool:
-    # Keras rating models train on the rating label (NeuMF's implicit objective and the
-    # two-tower retrieval model do not predict ratings).
-    return hasattr(model, "predict_ratings") and getattr(model, "label_key", None) == "rating"
-
-
-def _can_rank(model) -> bool:
-    return hasattr(model, "score_users")
-
-
 def evaluate_model(model, train, test, *, model_name: str, split: str, k: int = 10, seed: int = 0,
                    users: Optional[pd.DataFrame] = None, verbose: int = 0) -> dict:
     """Test metrics for a fitted model: rating metrics and/or ranking protocols.
@@ -103,6 +93,9 @@ def train(
     output=None,
     tensorboard: bool = False,
     verbose: int = 1,
+    prepared=None,
+    steps_per_epoch: Optional[int] = None,
+    eval_users: Optional[int] = None,
     **hyperparameters,
 ) -> TrainResult:
     """Train ``model_name`` on ``dataset`` and evaluate it once on the test split.
@@ -119,6 +112,12 @@ def train(
         ``"cold_start"``.
       output: a run folder to write (None: write nothing).
       tensorboard: write TensorBoard logs into ``output/tensorboard`` (Keras models).
+      prepared: a PREPARED folder written by ``tfrec data prepare`` (:mod:`tfrec.data.prepared`):
+        train by streaming its TFRecord shards (Keras models only; ``dataset``, ``data_dir``,
+        ``split``, ``test_fraction`` are the folder's). Peak memory does not grow with the number
+        of ratings; there is no early stopping (no validation split): ``epochs`` epochs are run.
+      steps_per_epoch: with ``prepared``, cap an epoch at this many batches.
+      eval_users: with ``prepared``, rank a seeded sample of this many test users (default all).
       **hyperparameters: passed to the model (``epochs``, ``batch_size``, ``pipeline``, ... go to
         its ``fit``; the rest to its constructor).
 
@@ -129,6 +128,12 @@ def train(
       >>> result = tfrec.train("mf", "ml-100k", data_dir="../shared/data", epochs=5)  # doctest: +SKIP
       >>> result.metrics["rmse"]  # doctest: +SKIP
     """
+    if prepared is not None:
+        return _train_prepared(model_name, prepared, seed=seed, output=output, tensorboard=tensorboard,
+                               verbose=verbose, steps_per_epoch=steps_per_epoch, eval_users=eval_users,
+                               **hyperparameters)
+    if steps_per_epoch is not None or eval_users is not None:
+        raise ConfigError("steps_per_epoch and eval_users apply to training from prepared shards (prepared=PATH)")
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
     if not (0.0 < float(test_fraction) < 1.0):
@@ -186,6 +191,61 @@ def train(
     }
     result = TrainResult(model=model, metrics=metrics, model_name=model_name, run_dir=run_dir,
                          train=train_df, test=test_df, items=data.items, users=data.users, config=config)
+    if run_dir is not None:
+        save_run(result, run_dir)
+    return result
+
+
+def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard: bool, verbose: int,
+                    steps_per_epoch: Optional[int], eval_users: Optional[int], **hyperparameters) -> TrainResult:
+    """:func:`train` on a PREPARED folder: stream the shards, evaluate on its test split."""
+    from tfrec.data.prepared import open_prepared
+    from tfrec.training import streaming
+
+    registry.get_model_class(model_name)
+    prep = open_prepared(prepared)
+    fit_hp = {k: hyperparameters.pop(k) for k in ("epochs", "batch_size", "callbacks") if k in hyperparameters}
+    for key in ("pipeline", "validation_fraction"):
+        if hyperparameters.pop(key, None) is not None:
+            raise ConfigError(f"{key} does not apply to training from prepared shards")
+    cls = registry.get_model_class(model_name)
+    ctor_hp = dict(hyperparameters)
+    if "seed" in init_params(cls) and "seed" not in ctor_hp:
+        ctor_hp["seed"] = seed
+    model = registry.create_model(model_name, **ctor_hp)
+    run_dir = Path(output) if output is not None else None
+    callbacks = list(fit_hp.pop("callbacks", None) or [])
+    if tensorboard and run_dir is not None:
+        import tensorflow as tf
+
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    if verbose:
+        c = prep.meta["counts"]
+        print(f"[tfrec] training {model_name} on {prep.path} ({c['train']:,} train / {c.get('test', 0):,} test "
+              f"ratings in {len(prep.shard_files)} shards, split={prep.meta['split']})", file=sys.stderr)
+    streaming.fit_prepared(model, prep, steps_per_epoch=steps_per_epoch, verbose=verbose, callbacks=callbacks,
+                           name=model_name, **fit_hp)
+    metrics = streaming.evaluate_prepared(model, prep, eval_users=eval_users, seed=seed, verbose=verbose)
+    metrics["fit_seconds"] = round(model.fit_seconds_, 3)
+    metrics["examples_per_second"] = round(model.examples_per_second_, 1)
+    given = dict(hyperparameters, **{k: v for k, v in fit_hp.items()})
+    if steps_per_epoch is not None:
+        given["steps_per_epoch"] = steps_per_epoch
+    metrics["hyperparameters"] = _hyperparameters(model, given)
+    config = {
+        "model_name": model_name,
+        "dataset": prep.meta["dataset"],
+        "synthetic": bool(prep.meta.get("synthetic")),
+        "data_source": prep.meta.get("source"),
+        "prepared": str(prep.path.resolve()),
+        "split": prep.meta["split"],
+        "test_fraction": prep.meta.get("test_fraction"),
+        "seed": seed,
+        "hyperparameters": metrics["hyperparameters"],
+        "versions": package_versions(),
+    }
+    result = TrainResult(model=model, metrics=metrics, model_name=model_name, run_dir=run_dir,
+                         items=prep.items(), users=prep.users(), config=config)
     if run_dir is not None:
         save_run(result, run_dir)
     return result

@@ -1,0 +1,447 @@
+"""`tfrec data prepare`: a ratings log streamed into a PREPARED folder of TFRecord shards.
+
+See :mod:`tfrec.data.prepared` for the folder's layout and the reading side. The ratings are read
+once, in chunks (:mod:`tfrec.data.ratings_stream`), and kept only as compact integer codes (about
+20 bytes a rating: user and item codes, rating, timestamp), never as text or a DataFrame; the split,
+the vocabularies, the per-example training histories and the recommender state are computed on
+those arrays, and the training examples are encoded a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from tfrec.data import features as F
+from tfrec.data.prepared import (DEFAULT_BLOCK_ROWS, DEFAULT_HISTORY_LENGTH, FORMAT, FORMAT_VERSION, HISTORY_ITEMS,
+                                 PREPARED_FILE, SPLITS)
+from tfrec.data.ratings_stream import DEFAULT_CHUNK_ROWS, SourceData, iter_rating_chunks, resolve_source
+from tfrec.data.vocab import Vocabulary, save_vocabularies
+from tfrec.errors import ConfigError, DataError
+from tfrec.utils.io import atomic_directory
+
+_RATING_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+
+
+# ------------------------------------------------------------------------------------------------ coding
+class _Codes:
+    """Strings -> dense int codes in order of first appearance (a growing dictionary)."""
+
+    def __init__(self):
+        self.index: dict = {}
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        local, uniques = pd.factorize(values)
+        index = self.index
+        mapped = np.fromiter((index.setdefault(v, len(index)) for v in uniques), dtype=np.int64, count=len(uniques))
+        return mapped[local].astype(np.int32)
+
+    def strings(self) -> np.ndarray:
+        return np.asarray(list(self.index), dtype=object)
+
+
+def _string_rank(strings: np.ndarray) -> np.ndarray:
+    """rank[code] = position of strings[code] in sorted string order (ties impossible: unique)."""
+    order = np.argsort(strings.astype(str), kind="stable")
+    rank = np.empty(len(strings), dtype=np.int64)
+    rank[order] = np.arange(len(strings))
+    return rank
+
+
+def _split_masks(split: str, u, i, ts, user_str, item_str, *, test_fraction: float, seed: int):
+    """(is_test, is_validation or None): the same rows the in-memory splits select."""
+    n = len(u)
+    if split == "random":
+        n_test = int(round(n * test_fraction))
+        perm = np.random.default_rng(seed).permutation(n)
+        is_test = np.zeros(n, dtype=bool)
+        is_test[perm[:n_test]] = True
+        return is_test, None
+    if split == "cold_start":
+        users = np.sort(user_str.astype(str))
+        n_test = max(1, int(round(len(users) * test_fraction)))
+        if n_test >= len(users):
+            raise ConfigError(f"test_fraction={test_fraction} leaves no training users ({len(users)} users)")
+        chosen = set(np.random.default_rng(seed).permutation(users)[:n_test])
+        user_is_test = np.fromiter((s in chosen for s in user_str.astype(str)), dtype=bool, count=len(user_str))
+        return user_is_test[u], None
+    # Time order, ties broken by user id then item id (as strings): tfrec.data.splits._time_order.
+    order = np.lexsort((_string_rank(item_str)[i], _string_rank(user_str)[u], ts))
+    if split == "temporal":
+        a, b = int(round(n * 0.75)), int(round(n * (0.75 + 0.15)))
+        is_val = np.zeros(n, dtype=bool)
+        is_test = np.zeros(n, dtype=bool)
+        is_val[order[a:b]] = True
+        is_test[order[b:]] = True
+        return is_test, is_val
+    if split == "leave_last_out":
+        n_users = int(u.max()) + 1
+        last_rank = np.full(n_users, -1, dtype=np.int64)
+        np.maximum.at(last_rank, u[order], np.arange(n, dtype=np.int64))  # each user's latest row
+        counts = np.bincount(u, minlength=n_users)
+        last_rank = last_rank[counts > 1]
+        is_test = np.zeros(n, dtype=bool)
+        is_test[order[last_rank]] = True
+        return is_test, None
+    raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+
+
+def _vocab_order(codes_count: np.ndarray, strings: np.ndarray) -> np.ndarray:
+    """Codes with a positive count, most frequent first, ties by string (Vocabulary.fit's order)."""
+    present = np.flatnonzero(codes_count > 0)
+    rank = _string_rank(strings)
+    return present[np.lexsort((rank[present], -codes_count[present]))]
+
+
+def history_windows(keys: np.ndarray, items: np.ndarray, starts_of: np.ndarray, positions: np.ndarray,
+                    length: int) -> np.ndarray:
+    """[len(positions), length] training histories (item indices, 0 = padding), right-aligned.
+
+    ``keys`` (int64, ``user << 32 | timestamp``) and ``items`` are the training log sorted by
+    key; ``starts_of[p]`` is the first position of the user of position ``p``. For the example at
+    each position: the user's last ``length`` items rated at or before its second, the example
+    itself left out -- what ``TwoTower``'s ``QueryTower._history_items`` computes in-graph (it
+    drops the target's slot from the ``length + 1`` latest, or the oldest slot when the target is
+    not among them; here the example's own position is that slot).
+    """
+    end = np.searchsorted(keys, keys[positions], side="right")
+    base = end - (length + 1)
+    drop = np.where(positions >= base, positions - base, 0)
+    k = np.arange(length)[None, :]
+    pos = base[:, None] + k + (k >= drop[:, None])
+    valid = pos >= starts_of[positions][:, None]
+    return np.where(valid, items[np.maximum(pos, 0)], 0)
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def _feature_spec(has_users: bool, has_items: bool, history_length: int) -> dict:
+    spec = {F.USER_ID: ("string", []), F.ITEM_ID: ("string", []), F.RATING: ("float32", []),
+            F.TIMESTAMP: ("int64", [])}
+    if has_users:
+        spec.update({F.GENDER: ("string", []), F.AGE: ("int64", []), F.OCCUPATION: ("string", []),
+                     F.ZIP: ("string", [])})
+    if has_items:
+        spec.update({F.GENRES: ("string", [F.MAX_GENRES]), F.YEAR: ("int64", [])})
+    if history_length:
+        spec[HISTORY_ITEMS] = ("int64", [history_length])
+    return {k: {"dtype": d, "shape": s} for k, (d, s) in spec.items()}
+
+
+_LIST = {"string": ("tensorflow.BytesList", "bytes_list"), "float32": ("tensorflow.FloatList", "float_list"),
+         "int64": ("tensorflow.Int64List", "int64_list")}
+
+
+def encode_examples(columns: dict, sizes) -> np.ndarray:
+    """Serialized ``tf.train.Example`` protos, one per block of rows.
+
+    Args:
+      columns: ``{name: (values [n_blocks, max_rows * width], width)}``: each block's rows
+        concatenated (``width`` values per row: 1 for scalars, ``MAX_GENRES`` for genres, ...).
+      sizes: int [n_blocks], rows in each block (values past ``sizes * width`` are ignored).
+
+    Encoded by TensorFlow's proto encoder (``tf.io.encode_proto``) a chunk of blocks at a time.
+    Its cost is per message (~4.5 us per feature and message on this project's 2-core machine), so
+    one Example per rating would cost ~30 us a rating (16 minutes for 32M); a block of 64 rows
+    makes it ~0.1 us a rating and leaves the cost per value.
+    """
+    import tensorflow as tf
+
+    sizes = tf.constant(np.asarray(sizes, dtype=np.int32))
+    n = tf.shape(sizes)[0]
+    entries = []
+    for name, (values, width) in columns.items():
+        values = tf.convert_to_tensor(values)
+        kind = {tf.string: "string", tf.float32: "float32", tf.int64: "int64"}[values.dtype]
+        list_type, list_field = _LIST[kind]
+        lst = tf.io.encode_proto((sizes * width)[:, None], [values], ["value"], list_type)
+        feat = tf.io.encode_proto(tf.ones([n, 1], tf.int32), [lst[:, None]], [list_field], "tensorflow.Feature")
+        entries.append(tf.io.encode_proto(tf.ones([n, 2], tf.int32), [tf.fill([n, 1], name), feat[:, None]],
+                                          ["key", "value"], "tensorflow.Features.FeatureEntry"))
+    stacked = tf.stack(entries, axis=1)
+    feats = tf.io.encode_proto(tf.fill([n, 1], len(entries)), [stacked], ["feature"], "tensorflow.Features")
+    return tf.io.encode_proto(tf.ones([n, 1], tf.int32), [feats[:, None]], ["features"], "tensorflow.Example").numpy()
+
+
+def _shard_name(j: int, n: int) -> str:
+    return f"train-{j:05d}-of-{n:05d}.tfrecord"
+
+
+def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out", test_fraction: float = 0.2,
+                    seed: int = 0, history_length: int = DEFAULT_HISTORY_LENGTH, num_shards: Optional[int] = None,
+                    chunk_rows: int = DEFAULT_CHUNK_ROWS, overwrite: bool = False, progress: bool = False) -> dict:
+    """Stream a dataset's ratings into a PREPARED folder (see the module docstring).
+
+    Args:
+      dataset: a MovieLens name (``"ml-32m"``, ``"ml-1m"``, ...) found via ``data_dir`` as for
+        :func:`tfrec.data.load_movielens` (no download), or a :class:`SourceData`.
+      out: the PREPARED folder (an existing one is an error unless ``overwrite``).
+      split: ``random`` (``test_fraction``, ``seed``), ``temporal`` (75/15/10; the 15% is
+        ``validation.csv``), ``leave_last_out`` or ``cold_start`` (``test_fraction`` of users):
+        the same rows as :func:`tfrec.training.make_split` on the loaded frame.
+      history_length: H of the ``history_item_ids`` feature (0: not written).
+      num_shards: training TFRecord files (default: one per ~1M training examples, at least 2).
+      chunk_rows: ratings read, and examples encoded, per chunk (memory vs. speed).
+      progress: print progress lines on stderr.
+
+    Returns:
+      The ``prepared.json`` dict.
+
+    Raises:
+      DataError: a malformed ratings file (file, line, field named); nothing is written.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    history_length = int(history_length)
+    if history_length < 0:
+        raise ConfigError(f"history_length must be >= 0, got {history_length}")
+    if num_shards is not None and (isinstance(num_shards, bool) or int(num_shards) < 1):
+        raise ConfigError(f"num_shards must be a positive integer, got {num_shards!r}")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists (pass --overwrite to replace it)")
+    t0 = time.perf_counter()
+    log = _Log(progress)
+    src = resolve_source(dataset, data_dir)
+
+    # Pass over the ratings: integer codes only.
+    users, items = _Codes(), _Codes()
+    parts = {k: [] for k in _RATING_COLUMNS}
+    n = 0
+    for chunk in iter_rating_chunks(src.ratings, chunk_rows):
+        parts["user_id"].append(users.encode(chunk["user_id"].to_numpy()))
+        parts["item_id"].append(items.encode(chunk["item_id"].to_numpy()))
+        parts["rating"].append(chunk["rating"].to_numpy(np.float32))
+        parts["timestamp"].append(chunk["timestamp"].to_numpy(np.int64))
+        n += len(chunk)
+        log(f"read {n:,} ratings")
+    u = np.concatenate(parts.pop("user_id"))
+    i = np.concatenate(parts.pop("item_id"))
+    r = np.concatenate(parts.pop("rating"))
+    ts = np.concatenate(parts.pop("timestamp"))
+    del parts
+    user_str, item_str = users.strings(), items.strings()
+    del users, items
+    read_seconds = time.perf_counter() - t0
+
+    is_test, is_val = _split_masks(split, u, i, ts, user_str, item_str, test_fraction=float(test_fraction), seed=seed)
+    held = is_test if is_val is None else (is_test | is_val)
+    if not is_test.any():
+        raise DataError(f"the {split!r} split of {src.name} left no test ratings")
+    if held.all():
+        raise DataError(f"the {split!r} split of {src.name} left no training ratings")
+
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        counts = {"ratings": int(n), "users": int(len(user_str)), "items": int(len(item_str))}
+        files = {}
+        for name, mask in (("test", is_test), ("validation", is_val)):
+            if mask is None:
+                continue
+            frame = pd.DataFrame({"user_id": user_str[u[mask]], "item_id": item_str[i[mask]], "rating": r[mask],
+                                  "timestamp": ts[mask]})
+            frame.to_csv(tmp / f"{name}.csv", index=False)
+            files[name] = f"{name}.csv"
+            counts[name] = int(mask.sum())
+        keep = ~held
+        u, i, r, ts = u[keep], i[keep], r[keep], ts[keep]
+        del keep, held, is_test, is_val
+        counts["train"] = int(len(u))
+
+        # Vocabularies (fitted on train, Vocabulary.fit's order) and code -> vocabulary index maps.
+        user_count = np.bincount(u, minlength=len(user_str))
+        item_count = np.bincount(i, minlength=len(item_str))
+        user_order = _vocab_order(user_count, user_str)
+        item_order = _vocab_order(item_count, item_str)
+        user_vix = np.zeros(len(user_str), dtype=np.int64)
+        user_vix[user_order] = np.arange(1, len(user_order) + 1)
+        item_vix = np.zeros(len(item_str), dtype=np.int64)
+        item_vix[item_order] = np.arange(1, len(item_order) + 1)
+        vocabs = {F.USER_ID: Vocabulary(user_str[user_order]), F.ITEM_ID: Vocabulary(item_str[item_order])}
+        counts.update(train_users=int(len(user_order)), train_items=int(len(item_order)))
+        user_side, item_side = _side_columns(src, user_str, item_str, user_count > 0, item_count > 0, vocabs)
+        save_vocabularies(vocabs, tmp / "vocabularies.json")
+        if src.items is not None:
+            _items_to_csv(src.items, tmp / "items.csv")
+        if src.users is not None:
+            src.users.to_csv(tmp / "users.csv", index=False)
+
+        # The training log in (user, time) order (ties: file order), as TwoTower sorts it.
+        uv = user_vix[u]
+        keys = (uv << 32) | np.clip(ts, 0, (1 << 32) - 1)
+        order = np.argsort(keys, kind="stable")
+        keys, uv, iv = keys[order], uv[order], item_vix[i[order]]
+        u, i, r, ts = u[order], i[order], r[order], ts[order]
+        del order
+        starts = np.searchsorted(keys, np.arange(len(user_order) + 2, dtype=np.int64) << 32)
+        starts_of = starts[uv]
+        state = _state_arrays(uv, iv, r, starts, item_vix, item_str, history_length, len(user_order),
+                              len(item_order))
+        np.savez(tmp / "state.npz", **state)
+
+        # Shards: examples in a seeded random order, each chunk spread over all shards.
+        n_train = len(u)
+        n_shards = int(num_shards) if num_shards else max(2, min(256, math.ceil(n_train / 1_000_000)))
+        n_shards = min(n_shards, n_train)
+        spec = _feature_spec(user_side is not None, item_side is not None, history_length)
+        shard_counts = _write_shards(tmp, n_shards, np.random.default_rng(seed + 1).permutation(n_train),
+                                     chunk_rows, u=u, i=i, r=r, ts=ts, keys=keys, iv=iv, starts_of=starts_of,
+                                     user_str=user_str, item_str=item_str, user_side=user_side,
+                                     item_side=item_side, history_length=history_length,
+                                     block_rows=DEFAULT_BLOCK_ROWS, log=log)
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "dataset": src.name,
+            "synthetic": bool(src.synthetic),
+            "source": src.source,
+            "split": split,
+            "test_fraction": float(test_fraction),
+            "seed": int(seed),
+            "counts": counts,
+            "rating_mean": float(r.astype(np.float64).mean()),
+            "history_length": history_length,
+            "block_rows": DEFAULT_BLOCK_ROWS,
+            "features": spec,
+            "shards": [{"path": _shard_name(j, n_shards), "examples": int(c)} for j, c in enumerate(shard_counts)],
+            "vocabularies": "vocabularies.json",
+            "state": "state.npz",
+            "items": "items.csv" if src.items is not None else None,
+            "users": "users.csv" if src.users is not None else None,
+            **files,
+            "seconds": {"read": round(read_seconds, 2), "total": round(time.perf_counter() - t0, 2)},
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (tmp / PREPARED_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return meta
+
+
+def _side_columns(src: SourceData, user_str, item_str, user_in_train, item_in_train, vocabs):
+    """Per user code / item code feature arrays, and the side vocabularies (fitted on train)."""
+    user_side = item_side = None
+    if src.users is not None:
+        table = F.user_feature_table(src.users).reindex(user_str.astype(str))
+        user_side = {
+            F.GENDER: table[F.GENDER].fillna(F.PAD).astype(str).to_numpy(dtype=object),
+            F.AGE: table[F.AGE].fillna(0).astype(np.int64).to_numpy(),
+            F.OCCUPATION: table[F.OCCUPATION].fillna(F.PAD).astype(str).to_numpy(dtype=object),
+            F.ZIP: table[F.ZIP].fillna(F.PAD).astype(str).to_numpy(dtype=object),
+        }
+        # As fit_vocabularies: side values of users present in train (and in the users table).
+        known = F.user_feature_table(src.users)
+        known = known[known.index.isin(set(user_str[user_in_train].astype(str)))]
+        for col in (F.GENDER, F.OCCUPATION, F.ZIP):
+            vocabs[col] = Vocabulary.fit(known[col])
+    if src.items is not None:
+        table = F.item_feature_table(src.items).reindex(item_str.astype(str))
+        empty = [F.PAD] * F.MAX_GENRES
+        genres = np.asarray([g if isinstance(g, list) else empty for g in table[F.GENRES]], dtype=object)
+        item_side = {F.GENRES: genres.reshape(len(item_str), F.MAX_GENRES),
+                     F.YEAR: table[F.YEAR].fillna(0).astype(np.int64).to_numpy()}
+        seen = set(item_str[item_in_train].astype(str))
+        vocabs[F.GENRES] = Vocabulary.fit(
+            [g for iid, gs in zip(src.items["item_id"].astype(str), src.items["genres"]) if iid in seen for g in gs])
+    return user_side, item_side
+
+
+def _state_arrays(uv, iv, r, starts, item_vix, item_str, history_length, n_users, n_items) -> dict:
+    """Recommender state in vocabulary indices: seen CSR, counts, rating sum, serving history."""
+    pairs = np.sort(uv * (n_items + 1) + iv)
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+    seen_users = pairs // (n_items + 1)
+    seen_indptr = np.searchsorted(seen_users, np.arange(n_users + 2))
+    history = np.zeros((n_users + 1, max(history_length, 0)), dtype=np.int32)
+    if history_length:
+        ends = starts[1:n_users + 2]
+        begin = starts[:n_users + 1]
+        for j in range(history_length):  # column j from the right: the j-th most recent item
+            pos = ends - 1 - j
+            ok = pos >= begin
+            history[ok, history_length - 1 - j] = iv[pos[ok]]
+        history[0] = 0
+    return {
+        "seen_indptr": seen_indptr.astype(np.int64),
+        "seen_items": (pairs % (n_items + 1)).astype(np.int32),
+        "user_counts": np.bincount(uv, minlength=n_users + 1).astype(np.int64),
+        "item_counts": np.bincount(iv, minlength=n_items + 1).astype(np.int64),
+        "rating_sum": np.asarray([float(r.astype(np.float64).sum())]),
+        "history": history,
+    }
+
+
+def _write_shards(tmp: Path, n_shards: int, perm: np.ndarray, chunk_rows: int, *, u, i, r, ts, keys, iv, starts_of,
+                  user_str, item_str, user_side, item_side, history_length, block_rows, log) -> list:
+    import tensorflow as tf
+
+    user_t = tf.constant(user_str.astype(str))
+    item_t = tf.constant(item_str.astype(str))
+    side_t = {}
+    for table in (user_side or {}, item_side or {}):
+        for name, values in table.items():
+            side_t[name] = tf.constant(values.astype(str) if values.dtype == object else values)
+    writers = [tf.io.TFRecordWriter(str(tmp / _shard_name(j, n_shards))) for j in range(n_shards)]
+    counts = [0] * n_shards
+    done = 0
+    block_no = 0
+    chunk_rows = max(block_rows, chunk_rows // block_rows * block_rows)
+    try:
+        for start in range(0, len(perm), chunk_rows):
+            pos = perm[start:start + chunk_rows]
+            # Rows of the chunk as [n_blocks, block_rows]; the last block may be short (its
+            # size is what encode_proto writes, the padding is never read).
+            n_blocks = -(-len(pos) // block_rows)
+            sizes = np.full(n_blocks, block_rows, dtype=np.int32)
+            sizes[-1] = len(pos) - (n_blocks - 1) * block_rows
+            padded = np.concatenate([pos, np.full(n_blocks * block_rows - len(pos), pos[0])])
+
+            def blocks(t, width=1):
+                return tf.reshape(t, [n_blocks, block_rows * width])
+
+            cols = {F.USER_ID: (blocks(tf.gather(user_t, u[padded])), 1),
+                    F.ITEM_ID: (blocks(tf.gather(item_t, i[padded])), 1),
+                    F.RATING: (blocks(tf.constant(r[padded])), 1), F.TIMESTAMP: (blocks(tf.constant(ts[padded])), 1)}
+            for name in F.USER_FEATURES:
+                if name in side_t:
+                    cols[name] = (blocks(tf.gather(side_t[name], u[padded])), 1)
+            for name in F.ITEM_FEATURES:
+                if name in side_t:
+                    width = F.MAX_GENRES if name == F.GENRES else 1
+                    cols[name] = (blocks(tf.gather(side_t[name], i[padded]), width), width)
+            if history_length:
+                hist = history_windows(keys, iv, starts_of, padded, history_length)
+                cols[HISTORY_ITEMS] = (blocks(tf.constant(hist.astype(np.int64)), history_length), history_length)
+            records = encode_examples(cols, sizes)
+            for rec in records:
+                j = block_no % n_shards
+                writers[j].write(rec)
+                block_no += 1
+            for j_block, size in enumerate(sizes):
+                counts[(block_no - n_blocks + j_block) % n_shards] += int(size)
+            done += len(pos)
+            log(f"wrote {done:,}/{len(perm):,} training examples")
+    finally:
+        for w in writers:
+            w.close()
+    return counts
+
+
+def _items_to_csv(items: pd.DataFrame, path: Path) -> None:
+    frame = items[["item_id", "title", "year", "genres"]].copy()
+    frame["genres"] = ["|".join(g) for g in frame["genres"]]
+    frame.to_csv(path, index=False)
+
+
+class _Log:
+    def __init__(self, on: bool):
+        self.on, self.t0 = bool(on), time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        if self.on:
+            print(f"[tfrec] prepare: {msg} ({time.perf_counter() - self.t0:.1f} s)", file=sys.stderr, flush=True)
