@@ -194,7 +194,7 @@ def _cmd_export(args) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ bench
-BENCHMARKS = ("data_pipeline", "rating", "ranking", "ann", "serving")
+BENCHMARKS = ("data_pipeline", "rating", "ranking", "ann", "serving", "scale")
 
 
 def _cmd_bench(args, rest) -> int:

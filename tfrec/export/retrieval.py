@@ -36,12 +36,11 @@ class RetrievalModule(tf.Module):
         norm = cand / np.maximum(np.linalg.norm(cand, axis=1, keepdims=True), 1e-12)
         self.normalized_candidates = tf.constant(norm.astype(np.float32))
         # Seen (user row, item position) pairs as int64 keys of a hash set.
-        keys = []
-        for row, u in enumerate(users, start=1):
-            for pos in model.seen_.get(u, []):
-                keys.append(row * self.n_items + int(pos))
+        # One numpy array per user, not a Python int per pair: 32M pairs at ML-32M scale.
+        parts = [row * self.n_items + np.asarray(model.seen_[u], dtype=np.int64)
+                 for row, u in enumerate(users, start=1) if len(model.seen_.get(u, ()))]
         max_seen = max((len(v) for v in model.seen_.values()), default=0)
-        keys = np.asarray(keys or [-1], dtype=np.int64)
+        keys = np.concatenate(parts) if parts else np.asarray([-1], dtype=np.int64)
         self.seen_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.ones(len(keys), tf.int64)), 0)
         # Candidates retrieved before exclusions: enough that k_max remain after removing the
