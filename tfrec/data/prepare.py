@@ -260,9 +260,10 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
         item_count = np.bincount(i, minlength=len(item_str))
         user_order = _vocab_order(user_count, user_str)
         item_order = _vocab_order(item_count, item_str)
-        user_vix = np.zeros(len(user_str), dtype=np.int64)
+        # int32 codes and positions (32M ratings fit): memory is the point of this module.
+        user_vix = np.zeros(len(user_str), dtype=np.int32)
         user_vix[user_order] = np.arange(1, len(user_order) + 1)
-        item_vix = np.zeros(len(item_str), dtype=np.int64)
+        item_vix = np.zeros(len(item_str), dtype=np.int32)
         item_vix[item_order] = np.arange(1, len(item_order) + 1)
         vocabs = {F.USER_ID: Vocabulary(user_str[user_order]), F.ITEM_ID: Vocabulary(item_str[item_order])}
         counts.update(train_users=int(len(user_order)), train_items=int(len(item_order)))
@@ -274,17 +275,18 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
             src.users.to_csv(tmp / "users.csv", index=False)
 
         # The training log in (user, time) order (ties: file order), as TwoTower sorts it.
-        uv = user_vix[u]
-        keys = (uv << 32) | np.clip(ts, 0, (1 << 32) - 1)
+        keys = (user_vix[u].astype(np.int64) << 32) | np.clip(ts, 0, (1 << 32) - 1)
         order = np.argsort(keys, kind="stable")
-        keys, uv, iv = keys[order], uv[order], item_vix[i[order]]
+        keys = keys[order]
         u, i, r, ts = u[order], i[order], r[order], ts[order]
         del order
+        uv, iv = user_vix[u], item_vix[i]
         starts = np.searchsorted(keys, np.arange(len(user_order) + 2, dtype=np.int64) << 32)
-        starts_of = starts[uv]
+        starts_of = starts.astype(np.int32)[uv]
         state = _state_arrays(uv, iv, r, starts, item_vix, item_str, history_length, len(user_order),
                               len(item_order))
         np.savez(tmp / "state.npz", **state)
+        del uv, state
 
         # Shards: examples in a seeded random order, each chunk spread over all shards.
         n_train = len(u)
@@ -353,7 +355,7 @@ def _side_columns(src: SourceData, user_str, item_str, user_in_train, item_in_tr
 
 def _state_arrays(uv, iv, r, starts, item_vix, item_str, history_length, n_users, n_items) -> dict:
     """Recommender state in vocabulary indices: seen CSR, counts, rating sum, serving history."""
-    pairs = np.sort(uv * (n_items + 1) + iv)
+    pairs = np.sort(uv.astype(np.int64) * (n_items + 1) + iv)
     pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
     seen_users = pairs // (n_items + 1)
     seen_indptr = np.searchsorted(seen_users, np.arange(n_users + 2))
