@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.data import features as F
+from tfrec.models.history_encoders import check_history_encoder, make_history_encoder
 from tfrec.models.layers import side_feature_layers, string_lookup
 
 QUERY_FEATURES = (F.USER_ID,) + F.USER_FEATURES
@@ -51,6 +52,10 @@ class QueryTower(tf.keras.Model):
     ``id_dropout`` replaces the user id with the out-of-vocabulary id for a share of training
     examples, so the OOV row learns "a user we only know by demographics" -- the cold-start path.
 
+    ``history_encoder`` turns the [batch, N] history into one vector: ``"mean"`` (the weighted mean
+    above), ``"attention"`` (causal self-attention with positional embeddings, SASRec-style) or
+    ``"gru"`` (a GRU's last state); see :mod:`tfrec.models.history_encoders`.
+
     ``item_embedding``: an existing ``[n_items + 1, embedding_dim]`` embedding layer to embed the
     history items with (TwoTower passes its candidate tower's item-id embedding, so an item is one
     vector whether it is in the history or a candidate); None creates a separate table.
@@ -59,8 +64,9 @@ class QueryTower(tf.keras.Model):
     def __init__(self, user_vocabulary: Sequence[str], feature_vocabularies: dict, embedding_dim: int,
                  layer_sizes: Sequence[int], id_dropout: float = 0.0, n_items: int = 0, history_length: int = 0,
                  normalize: bool = True, seed: int = 0, item_embedding: Optional[tf.keras.layers.Embedding] = None,
-                 **kwargs):
+                 history_encoder: str = "mean", **kwargs):
         super().__init__(**kwargs)
+        self.history_encoder = check_history_encoder(history_encoder)
         self.user_vocabulary = list(user_vocabulary)
         self.feature_vocabularies = {k: list(v) for k, v in feature_vocabularies.items()}
         self.embedding_dim = int(embedding_dim)
@@ -83,7 +89,11 @@ class QueryTower(tf.keras.Model):
                                        trainable=False, name="history_table")
             # One learned logit per recency position (starting as a plain mean): lets the model
             # weigh the latest items more, which is where most of the next-item signal is.
-            self.history_position_logits = tf.Variable(tf.zeros([self.history_length]), name="history_position_logits")
+            if self.history_encoder == "mean":
+                self.history_position_logits = tf.Variable(tf.zeros([self.history_length]),
+                                                           name="history_position_logits")
+            self.sequence_encoder = make_history_encoder(self.history_encoder, self.history_length, self.embedding_dim,
+                                                         seed=seed + 2)
         # Training-only sequences (see set_training_sequences); plain tensors, not exported.
         object.__setattr__(self, "_sequences", None)
         self.mlp = _mlp(self.layer_sizes, "query_mlp", seed)
@@ -157,21 +167,27 @@ class QueryTower(tf.keras.Model):
                 parts.append(layer(inputs[name]))
         if self.history_length:
             hist = inputs[HISTORY_ITEMS] if HISTORY_ITEMS in inputs else self._history_items(idx, inputs)
-            # Softmax over the valid positions of the learned recency logits (all-padding rows -> 0).
-            weight = tf.exp(self.history_position_logits)[None, :] * tf.cast(hist > 0, tf.float32)
-            weight = weight / tf.maximum(tf.reduce_sum(weight, 1, keepdims=True), 1e-9)
-            pooled = tf.reduce_sum(self.history_embedding(hist) * weight[..., None], 1)
-            parts.append(pooled)
+            parts.append(self._encode_history(hist, training))
         x = tf.concat(parts, axis=-1)
         for dense in self.mlp:
             x = dense(x)
         return tf.math.l2_normalize(x, axis=-1) if self.normalize else x
 
+    def _encode_history(self, hist, training):
+        """[batch, N] item indices -> [batch, embedding_dim] (all-padding rows -> 0)."""
+        embedded = self.history_embedding(hist)
+        if self.sequence_encoder is not None:
+            return self.sequence_encoder(embedded, hist > 0, training=training)
+        # Softmax over the valid positions of the learned recency logits.
+        weight = tf.exp(self.history_position_logits)[None, :] * tf.cast(hist > 0, tf.float32)
+        weight = weight / tf.maximum(tf.reduce_sum(weight, 1, keepdims=True), 1e-9)
+        return tf.reduce_sum(embedded * weight[..., None], 1)
+
     def get_config(self):
         return {"user_vocabulary": self.user_vocabulary, "feature_vocabularies": self.feature_vocabularies,
                 "embedding_dim": self.embedding_dim, "layer_sizes": self.layer_sizes, "id_dropout": self.id_dropout,
                 "n_items": self.n_items, "history_length": self.history_length, "normalize": self.normalize,
-                "seed": self.seed}
+                "seed": self.seed, "history_encoder": self.history_encoder}
 
 
 class CandidateTower(tf.keras.Model):
