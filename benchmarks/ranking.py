@@ -33,22 +33,27 @@ from tfrec.data import cold_start_user_split, leave_last_out_split, load_moviele
 from tfrec.evaluation import full_ranking, sampled_ranking
 from tfrec.models.registry import create_model
 
-ALL = ["popularity", "item_knn", "item_knn_all_history", "item_knn_recency", "user_knn", "content_tfidf", "covisitation", "ease",
-       "ease_recency", "als", "mf", "neumf", "two_tower_id", "two_tower_single", "two_tower"]
+ALL = ["popularity", "item_knn", "item_knn_all_history", "item_knn_recency", "user_knn", "content_tfidf",
+       "covisitation", "ease", "ease_recency", "als", "mf", "neumf", "two_tower_id", "two_tower_single",
+       "two_tower_attention", "two_tower_gru", "two_tower"]
 # Benchmark rows that are a registry model with other settings: the textbook item-kNN (cosine over
 # the whole user-item matrix, every item of the user's history) beside tfrec's default, which scores
 # from the 5 most recent items.
-# ``two_tower_single`` is one query/candidate tower pair instead of the default ensemble of three.
+# ``two_tower_single`` is one query/candidate tower pair instead of the default ensemble of three;
+# ``two_tower_attention``/``two_tower_gru`` encode the query history with causal self-attention / a GRU
+# instead of the default learned-recency mean.
 # ``ease_recency``/``item_knn_recency`` score from a recency-weighted user row over the whole history
 # (0.8**position from the newest item).
 VARIANTS = {"item_knn_all_history": ("item_knn", {"history": None}),
             "item_knn_recency": ("item_knn", {"history": None, "recency_decay": 0.8}),
             "ease_recency": ("ease", {"recency_decay": 0.8}),
-            "two_tower_single": ("two_tower", {"ensemble_size": 1})}
+            "two_tower_single": ("two_tower", {"ensemble_size": 1}),
+            "two_tower_attention": ("two_tower", {"history_encoder": "attention"}),
+            "two_tower_gru": ("two_tower", {"history_encoder": "gru"})}
 
 
-SEEDED = ("mf", "neumf", "als", "two_tower", "two_tower_id", "two_tower_single")  # fits that depend on a seed
-KERAS = ("mf", "neumf", "two_tower", "two_tower_id", "two_tower_single")
+KERAS = ("mf", "neumf", "two_tower", "two_tower_id", "two_tower_single", "two_tower_attention", "two_tower_gru")
+SEEDED = ("als",) + KERAS  # fits that depend on a seed
 
 
 def _fit(name, train, data, seed=0):
