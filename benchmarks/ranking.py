@@ -102,10 +102,14 @@ def main(argv=None) -> int:
         full = full_ranking(model, train, test)
         s100 = sampled_ranking(model, train, test, n_negatives=100, seed=0)
         ndcg = [full["ndcg@10"]]
+        # Each result as soon as it exists: a long run cut short still reports what it measured.
+        print(f"[ranking] {name}: seed {seeds[0]} full NDCG@10 {ndcg[0]:.4f} (fit {fit_s:.0f} s)",
+              file=sys.stderr, flush=True)
         if name in SEEDED:
             for s in seeds[1:]:
                 print(f"[ranking] {name}: seed {s} ...", file=sys.stderr, flush=True)
                 ndcg.append(full_ranking(_fit(name, train, data, seed=s)[0], train, test)["ndcg@10"])
+                print(f"[ranking] {name}: seed {s} full NDCG@10 {ndcg[-1]:.4f}", file=sys.stderr, flush=True)
             per_seed[name] = ndcg
         row = {"model": name, "fit_s": fit_s, "seeds": float(len(ndcg)), "ndcg@10_mean": float(np.mean(ndcg)),
                "ndcg@10_sd": float(np.std(ndcg)), "full_hr@10": full["hr@10"], "full_ndcg@10": full["ndcg@10"],
