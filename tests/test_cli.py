@@ -78,20 +78,3 @@ def test_broken_pipe_exits_quietly(ml100k_dir):
     proc = subprocess.run(f"'{sys.executable}' -m tfrec.cli data describe --dataset ml-100k --data-dir "
                           f"'{ml100k_dir}' | head -c 1", shell=True, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in proc.stderr, proc.stderr
-
-
-@pytest.mark.slow
-def test_quick_demo_end_to_end(ml100k_dir, tmp_path, capsys):
-    """`make demo`'s pieces, short: train both models (2 epochs), export, serve on loopback, REST."""
-    from tfrec.demo import DEMO_USER, run_demo
-
-    assert run_demo(ml100k_dir, quick=True, base_dir=tmp_path / "export", runs_dir=tmp_path / "runs") == 0
-    out = capsys.readouterr().out
-    assert "POST http://127.0.0.1:" in out
-    assert f"User {DEMO_USER}: top-rated movies" in out
-    for name in ("two_tower", "two_tower_bruteforce", "mf"):
-        assert any((tmp_path / "export" / name).glob("*/saved_model.pb")), name
-    # The recommendation column holds ten scored titles fetched over REST.
-    table = out.split(f"User {DEMO_USER}: top-rated movies")[1].split("MF's predicted ratings")[0]
-    assert len([line for line in table.splitlines() if line.count("  ") >= 2 and "(" in line]) >= 5
-    assert "MF's predicted ratings for the top three" in out

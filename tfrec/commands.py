@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from tfrec.errors import ConfigError, DataError, DatasetNotFoundError, TfrecError
+from tfrec.utils.logs import configure_logging
 
 
 def _positive_int(value: str) -> int:
@@ -211,7 +212,8 @@ def _cmd_bench(args, rest) -> int:
 def _cmd_demo(args) -> int:
     from tfrec.demo import run_demo
 
-    return run_demo(data_dir=args.data_dir, quick=args.quick, port=args.port, base_dir=args.base_dir)
+    return run_demo(data_dir=args.data_dir, dataset=args.dataset, quick=args.quick, port=args.port,
+                    base_dir=args.base_dir, runs_dir=args.runs_dir)
 
 
 # ------------------------------------------------------------------------------------------------ parser
@@ -223,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate, export and serve Keras/TensorFlow recommenders on MovieLens-style data.",
     )
     parser.add_argument("--version", action="version", version=f"tfrec {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's, absl's and ScaNN's own log lines and warnings (as does "
+                             "TFREC_VERBOSE=1); by default only tfrec's progress and results are printed")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -333,10 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     # demo
     p = sub.add_parser("demo", help="the end-to-end demo: train, evaluate, export, serve, recommend")
-    p.add_argument("--data-dir", default=None, help="folder holding ml-100k/ (default $TFREC_DATA_DIR or download)")
-    p.add_argument("--quick", action="store_true", help="fewer epochs (used by the test suite)")
+    p.add_argument("--dataset", default=None,
+                   help="a MovieLens name or synthetic (default: ml-100k if it can be found or downloaded, else "
+                        "synthetic data of its size, with a banner saying so); a named dataset that cannot be had "
+                        "is an error")
+    p.add_argument("--data-dir", default=None, help="folder holding ml-100k/ (default $TFREC_DATA_DIR, the cache or "
+                                                   "a download)")
+    p.add_argument("--quick", action="store_true", help="two epochs, one tower pair (used by the test suite)")
     p.add_argument("--port", type=int, default=0, help="local server port (0: a free one)")
     p.add_argument("--base-dir", default="export", help="where to export (default: %(default)s)")
+    p.add_argument("--runs-dir", default="runs", help="where to write the run folders (default: %(default)s)")
     p.set_defaults(func=_cmd_demo)
     return parser
 
@@ -350,6 +361,13 @@ def _add_split_args(p: argparse.ArgumentParser, default: str = "random") -> None
 def run(argv) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    if "--verbose" in rest and not getattr(args, "bench", False):
+        # A global flag, also accepted after the subcommand (`tfrec demo --verbose`).
+        rest = [a for a in rest if a != "--verbose"]
+        args.verbose = True
+    # Before any command imports TensorFlow; child processes (benchmarks, the demo's server)
+    # inherit the setting through the environment.
+    configure_logging(True if args.verbose else None)
     if getattr(args, "bench", False):
         return _cmd_bench(args, rest)
     if rest:

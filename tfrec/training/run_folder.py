@@ -15,6 +15,7 @@ the original data files::
       embedding_map.png    retrieval models: t-SNE of the item embeddings
     (a run trained from a prepared folder has no train/test CSVs: config.json names the folder)
       ann_recall_latency.png  retrieval models: ScaNN recall vs latency on the item embeddings
+    (the PNGs only with ``plots=True``, the default; ``tfrec demo`` leaves them out)
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def _ratings_from_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def save_run(result: TrainResult, run_dir) -> Path:
-    """Write ``result`` as a run folder (see the module docstring)."""
+def save_run(result: TrainResult, run_dir, *, plots: bool = True) -> Path:
+    """Write ``result`` as a run folder (see the module docstring).
+
+    ``plots=False`` leaves out the PNGs (learning curve, embedding map, ANN trade-off): the t-SNE
+    map and the ScaNN sweep cost tens of seconds of CPU for a two-tower run.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model = result.model
@@ -76,10 +81,11 @@ def save_run(result: TrainResult, run_dir) -> Path:
         hist = getattr(history, "history", history)
         if hist:
             atomic_write_json(run_dir / "history.json", hist)
+        if hist and plots:
             from tfrec.reports.learning_curve import plot_learning_curve
 
             plot_learning_curve(hist, run_dir / "learning_curve.png", title=result.model_name)
-    if hasattr(model, "candidate_embeddings") and result.items is not None:
+    if plots and hasattr(model, "candidate_embeddings") and result.items is not None:
         try:
             from tfrec.reports.ann_tradeoff import plot_ann_tradeoff
             from tfrec.reports.embedding_map import plot_embedding_map

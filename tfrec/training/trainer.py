@@ -92,6 +92,7 @@ def train(
     seed: int = 0,
     output=None,
     tensorboard: bool = False,
+    plots: bool = True,
     verbose: int = 1,
     prepared=None,
     steps_per_epoch: Optional[int] = None,
@@ -118,6 +119,8 @@ def train(
         of ratings; there is no early stopping (no validation split): ``epochs`` epochs are run.
       steps_per_epoch: with ``prepared``, cap an epoch at this many batches.
       eval_users: with ``prepared``, rank a seeded sample of this many test users (default all).
+      plots: write the run folder's PNGs (learning curve; retrieval models: t-SNE embedding map
+        and ScaNN recall/latency sweep).
       **hyperparameters: passed to the model (``epochs``, ``batch_size``, ``pipeline``, ... go to
         its ``fit``; the rest to its constructor).
 
@@ -130,7 +133,7 @@ def train(
     """
     if prepared is not None:
         return _train_prepared(model_name, prepared, seed=seed, output=output, tensorboard=tensorboard,
-                               verbose=verbose, steps_per_epoch=steps_per_epoch, eval_users=eval_users,
+                               plots=plots, verbose=verbose, steps_per_epoch=steps_per_epoch, eval_users=eval_users,
                                **hyperparameters)
     if steps_per_epoch is not None or eval_users is not None:
         raise ConfigError("steps_per_epoch and eval_users apply to training from prepared shards (prepared=PATH)")
@@ -192,11 +195,11 @@ def train(
     result = TrainResult(model=model, metrics=metrics, model_name=model_name, run_dir=run_dir,
                          train=train_df, test=test_df, items=data.items, users=data.users, config=config)
     if run_dir is not None:
-        save_run(result, run_dir)
+        save_run(result, run_dir, plots=plots)
     return result
 
 
-def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard: bool, verbose: int,
+def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard: bool, plots: bool, verbose: int,
                     steps_per_epoch: Optional[int], eval_users: Optional[int], **hyperparameters) -> TrainResult:
     """:func:`train` on a PREPARED folder: stream the shards, evaluate on its test split."""
     from tfrec.data.prepared import open_prepared
@@ -247,7 +250,7 @@ def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard
     result = TrainResult(model=model, metrics=metrics, model_name=model_name, run_dir=run_dir,
                          items=prep.items(), users=prep.users(), config=config)
     if run_dir is not None:
-        save_run(result, run_dir)
+        save_run(result, run_dir, plots=plots)
     return result
 
 
