@@ -26,6 +26,7 @@ def tf_serving_manager(tf_serving_models):
         ModelEntry("default", p["saved_model_half_plus_two_cpu"]),
         ModelEntry("tf2", p["saved_model_half_plus_two_tf2_cpu"]),
         ModelEntry("hp3", p["saved_model_half_plus_three"]),
+        ModelEntry("echo", p["echo"]),
     ]
     m = ModelManager(entries, poll_seconds=0)
     m.refresh()

@@ -122,6 +122,63 @@ CASES = [
      "/v1/models/default:regress",
      '{"signature_name": "regress_x_to_y", "context": {"x": 4.0}, "examples": [{"x2": 1.0}, {"x2": 2.0}]}', 200,
      {"results": [4.0, 4.0]}),
+    # --- json_tensor_test.cc request -> tensor cases, replayed on the echo model (answer = the tensor built)
+    (f"{J} SingleUnnamedTensorBase64Scalars", "POST", "/v1/models/echo:predict",
+     '{"instances": [ { "b64" : "aGVsbG8=" }, { "b64": "d29ybGQ=" } ]}', 200, {"predictions": ["hello", "world"]}),
+    (f"{J} SingleUnnamedTensorBase64Lists", "POST", "/v1/models/echo:predict",
+     '{"instances": [ [{ "b64" : "aGVsbG8=" }], [{ "b64": "d29ybGQ=" }] ]}', 200,
+     {"predictions": [["hello"], ["world"]]}),
+    (f"{J} SingleNamedTensorBase64", "POST", "/v1/models/echo:predict",
+     '{"instances": [{"default": [ [{ "b64" : "aGVsbG8=" }], [{ "b64": "d29ybGQ=" }] ]}]}', 200,
+     {"predictions": [[["hello"], ["world"]]]}),
+    (f"{J} MultipleNamedTensor", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "multi", "instances": [{"int_tensor": [[1,2],[3,4],[5,6]], "str_tensor": ["foo", "bar"], '
+     '"float_tensor": [1.0, NaN], "dbl_tensor": [NaN]}, {"int_tensor": [[7,8],[9,0],[1,2]], '
+     '"str_tensor": ["baz", "bat"], "float_tensor": [2.0, Infinity], "dbl_tensor": [2.0]}]}', 200,
+     ("raw", '{"predictions": [{"dbl_tensor": [NaN], "float_tensor": [1.0, NaN], "int_tensor": [[1, 2], [3, 4], '
+             '[5, 6]], "str_tensor": ["foo", "bar"]}, {"dbl_tensor": [2.0], "float_tensor": [2.0, Infinity], '
+             '"int_tensor": [[7, 8], [9, 0], [1, 2]], "str_tensor": ["baz", "bat"]}]}')),
+    (f"{J} SingleUnnamedTensorColumnarFormat", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "int", "inputs": {"int_tensor": [[[1,2],[3,4],[5,6]]]}}', 200,
+     {"outputs": [[[1, 2], [3, 4], [5, 6]]]}),
+    (f"{J} SingleUnnamedTensorColumnarFormat (plain inputs)", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "int", "inputs": [[[1,2],[3,4],[5,6]]]}', 200, {"outputs": [[[1, 2], [3, 4], [5, 6]]]}),
+    (f"{J} MultipleNamedTensorColumnarFormat (+ FromJsonSingleBytesTensor's *_bytes output)", "POST",
+     "/v1/models/echo:predict",
+     '{"signature_name": "columns", "inputs": {"int_tensor": [[[1,2],[3,4],[5,6]]], "str_tensor": ["foo", "bar"], '
+     '"bin_tensor": { "b64" : "aGVsbG8=" }}}', 200,
+     {"outputs": {"int_tensor": [[[1, 2], [3, 4], [5, 6]]], "str_tensor": ["foo", "bar"],
+                  "bin_tensor_bytes": {"b64": "aGVsbG8="}}}),
+    (f"{J} FromJsonSingleBytesTensor", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "str_bytes", "instances": [["hello", "world"], ["tf", "serving"]]}', 200,
+     {"predictions": [[{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}], [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]]}),
+    (f"{J} FromJsonSingleScalarTensor", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "int", "instances": [1, 2, 3, 4, 5]}', 200, {"predictions": [1, 2, 3, 4, 5]}),
+    (f"{J} FromJsonSingleScalarTensor (columnar)", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "int", "inputs": [1, 2, 3, 4, 5]}', 200, {"outputs": [1, 2, 3, 4, 5]}),
+    (f"{J} FromJsonSingleFloatTensorSixDigitPrecision", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "float", "instances": [[9000000, 999999, 0.50000], [0.0003, 0.00003, 555557.5]]}', 200,
+     ("raw", '{"predictions": [[9e+06, 999999.0, 0.5], [0.0003, 3e-05, 555557.5]]}')),
+    (f"{J} FromJsonSingleFloatTensorNonFinite", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "float", "instances": [[NaN, Infinity], [3, -Infinity]]}', 200,
+     ("raw", '{"predictions": [[NaN, Infinity], [3.0, -Infinity]]}')),
+    (f"{J} FromJsonSingleFloatTensorSixDigitPrecision (float scalar output, columnar)", "POST",
+     "/v1/models/echo:predict", '{"signature_name": "float", "inputs": 0.1}', 200, ("raw", '{"outputs": 0.1}')),
+    (f"{J} MultipleNamedTensorErrors (shape)", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "columns", "instances": [{"int_tensor": [[1,2],[3,4],[5,6]], "str_tensor": ["foo", "bar"], '
+     '"bin_tensor": "x"}, {"int_tensor": [[[7,8],[9,0],[1,2]]], "str_tensor": ["baz", "bat"], "bin_tensor": "y"}]}',
+     400, "Expecting shape"),
+    (f"{J} MultipleNamedTensorErrors (size)", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "columns", "instances": [{"int_tensor": [[1,2],[3,4],[5,6],[7,8]], "str_tensor": ["foo", '
+     '"bar"], "bin_tensor": "x"}, {"int_tensor": [[7,8],[9,0],[1,2]], "str_tensor": ["baz", "bat"], '
+     '"bin_tensor": "y"}]}', 400, "Expecting tensor size"),
+    (f"{J} MultipleNamedTensorErrors (object then list)", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "columns", "instances": [{"int_tensor": [[1,2]], "str_tensor": ["foo"], "bin_tensor": "x"}, '
+     '[1, 20, 30]]}', 400, "Expecting object but got list"),
+    (f"{J} MultipleNamedTensorErrors (list then object)", "POST", "/v1/models/echo:predict",
+     '{"instances": [["baz", "bar"], {"default": ["baz", "bat"]}]}', 400, "Expecting value/list but got object"),
+    (f"{J} SingleUnnamedTensorErrors (int32 from string)", "POST", "/v1/models/echo:predict",
+     '{"signature_name": "int", "instances": [[1,2],["a", "b"]]}', 400, "is not of expected type: int32"),
     # --- tensorflow_model_server_test.py REST cases
     (f"{S} testClassifyREST", "POST", "/v1/models/default:classify",
      {"signature_name": "classify_x_to_y", "examples": [{"x": 2.0}]}, 200, {"results": [[["", 3.0]]]}),

@@ -13,6 +13,8 @@ this is an independent builder of graphs with the same signatures and arithmetic
 * ``half_plus_three``: the same graph with ``y = 0.5 x + 3``.
 * ``half_plus_two_tf2``: a ``tf.Module`` with the same signature names as ``tf.function``s; its
   predict signature is declared for shape ``[1]`` and has a default argument.
+* ``echo``: identity signatures over int32/string/float/double placeholders, on which the request
+  parsing cases of ``util/json_tensor_test.cc`` replay over REST (the answer shows the tensor built).
 """
 
 from __future__ import annotations
@@ -104,6 +106,36 @@ def _tf2_model(export_dir: Path) -> None:
         "regress_x2_to_y3": m.regress_x2y3, "classify_x_to_y": m.classify_xy})
 
 
+def _echo_model(export_dir: Path) -> None:
+    """Identity signatures over placeholders of unknown shape: the answer shows the tensor a request
+    became, so json_tensor_test.cc's request -> TensorProto cases can be replayed over REST."""
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default(), v1.Session(graph=graph) as sess:
+        ph = {name: v1.placeholder(dtype, shape=None, name=name) for name, dtype in [
+            ("default", tf.string), ("int_tensor", tf.int32), ("str_tensor", tf.string),
+            ("float_tensor", tf.float32), ("dbl_tensor", tf.float64), ("bin_tensor", tf.string)]}
+        info = v1.saved_model.utils.build_tensor_info
+
+        def echo(inputs, renamed=None):
+            renamed = renamed or {}
+            outputs = {renamed.get(n, n): info(tf.identity(ph[n])) for n in inputs}
+            return v1.saved_model.signature_def_utils.build_signature_def(
+                {n: info(ph[n]) for n in inputs}, outputs, PREDICT)
+
+        signatures = {
+            "serving_default": echo(["default"]),
+            "str_bytes": echo(["default"], {"default": "default_bytes"}),
+            "int": echo(["int_tensor"]),
+            "float": echo(["float_tensor"]),
+            "multi": echo(["int_tensor", "str_tensor", "float_tensor", "dbl_tensor"]),
+            "columns": echo(["int_tensor", "str_tensor", "bin_tensor"], {"bin_tensor": "bin_tensor_bytes"}),
+        }
+        builder = v1.saved_model.Builder(str(export_dir))
+        builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map=signatures)
+        builder.save()
+
+
 def build_all(root: Path) -> dict:
     """Write the test models under ``root``; returns ``{model name: base path}``.
 
@@ -116,10 +148,12 @@ def build_all(root: Path) -> dict:
         "saved_model_half_plus_two_2_versions": root / "saved_model_half_plus_two_2_versions",
         "saved_model_half_plus_three": root / "saved_model_half_plus_three",
         "saved_model_half_plus_two_tf2_cpu": root / "saved_model_half_plus_two_tf2_cpu",
+        "echo": root / "echo",
     }
     _tf1_graph_model(paths["saved_model_half_plus_two_cpu"] / "00000123", 2.0)
     _tf1_graph_model(paths["saved_model_half_plus_two_2_versions"] / "00000123", 2.0)
     _tf1_graph_model(paths["saved_model_half_plus_two_2_versions"] / "00000124", 2.0)
     _tf1_graph_model(paths["saved_model_half_plus_three"] / "00000123", 3.0)
     _tf2_model(paths["saved_model_half_plus_two_tf2_cpu"] / "00000123")
+    _echo_model(paths["echo"] / "1")
     return paths
