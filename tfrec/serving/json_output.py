@@ -40,7 +40,7 @@ def _float_tokens(flat: np.ndarray) -> list:
     values = flat.tolist()
     out = ["%g" % v for v in values]
     back = np.array(out, dtype=flat.dtype)
-    if not np.array_equal(back, flat):
+    if back.tobytes() != flat.tobytes():  # (finite values: byte equality is value equality, -0.0 kept)
         wide = "%.9g" if f32 else "%.17g"
         for i in np.flatnonzero(back != flat).tolist():
             out[i] = wide % values[i]
@@ -107,8 +107,39 @@ def _nest(tokens: list, shape: tuple) -> str:
     return "[" + ", ".join(_nest(tokens[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])) + "]"
 
 
+def _decode_all(value):
+    """Nested lists of UTF-8 bytes -> nested lists of str (UnicodeDecodeError/AttributeError if not)."""
+    if type(value) is bytes:
+        return value.decode("utf-8")
+    return [_decode_all(v) for v in value]
+
+
+def _texts(arr: np.ndarray, as_bytes: bool, per_row: bool):
+    """``arr``'s JSON text (or, ``per_row``, one text per item of its first dimension).
+
+    Integers, booleans and UTF-8 strings go through orjson in one call (it writes them as TF
+    Serving does); floats, ``*_bytes`` and non-UTF-8 strings through ``_tokens``.
+    """
+    kind = arr.dtype.kind
+    if orjson is not None and (kind in "iub" or (kind in "OS" and not as_bytes)):
+        try:
+            value = arr.tolist() if kind in "iub" else _decode_all(arr.tolist())
+        except (UnicodeDecodeError, AttributeError, TypeError, RecursionError):
+            pass
+        else:
+            if per_row:
+                return [orjson.dumps(v).decode() for v in value]
+            return orjson.dumps(value).decode()
+    tokens = _tokens(arr, as_bytes)
+    if not per_row:
+        return _nest(tokens, arr.shape)
+    batch = arr.shape[0]
+    step = len(tokens) // batch if batch else 0
+    return [_nest(tokens[i * step:(i + 1) * step], arr.shape[1:]) for i in range(batch)]
+
+
 def tensor_json(arr: np.ndarray, as_bytes: bool = False) -> str:
-    return _nest(_tokens(arr, as_bytes), arr.shape)
+    return _texts(arr, as_bytes, per_row=False)
 
 
 def _row_batch_size(outputs: dict, names: list) -> int:
@@ -135,12 +166,7 @@ def encode_response(outputs: dict, fmt: str) -> bytes:
         raise InvalidRequest("Cannot convert empty tensor map to JSON")
     if fmt == "row":
         batch = _row_batch_size(outputs, names)
-        per_name = {}
-        for n in names:
-            arr = outputs[n]
-            tokens = _tokens(arr, _is_bytes_output(n, arr))
-            step = len(tokens) // batch if batch else 0
-            per_name[n] = [_nest(tokens[i * step:(i + 1) * step], arr.shape[1:]) for i in range(batch)]
+        per_name = {n: _texts(outputs[n], _is_bytes_output(n, outputs[n]), per_row=True) for n in names}
         if len(names) == 1:
             items = per_name[names[0]]
         else:
@@ -152,8 +178,14 @@ def encode_response(outputs: dict, fmt: str) -> bytes:
     return ('{"outputs": {' + ", ".join(f"{_key(n)}: {cols[n]}" for n in names) + "}}").encode("utf-8")
 
 
+_KEYS: dict = {}
+
+
 def _key(name: str) -> str:
-    return json.dumps(name, ensure_ascii=False)
+    text = _KEYS.get(name)
+    if text is None:
+        text = _KEYS[name] = json.dumps(name, ensure_ascii=False)
+    return text
 
 
 def encode_classification(result) -> bytes:
