@@ -23,6 +23,7 @@ from tfrec.models.base import validate_ratings_frame
 from tfrec.models.batching import cached_blocks, default_block_size, epoch_batches, shuffled_batches
 from tfrec.models.checks import check_fraction, check_positive_int, normalise_vocabularies
 from tfrec.models.layers import Untracked
+from tfrec.models.optimizers import DenseGradientAdam
 
 PIPELINES = ("tensor", "generator")
 
@@ -140,7 +141,7 @@ class KerasFitMixin:
         return ds.apply(tf.data.experimental.assert_cardinality(max(1, -(-len(frame) // batch_size))))
 
     def _compile_default(self) -> None:
-        self.compile(optimizer=tf.keras.optimizers.Adam(self.learning_rate), loss=self._default_loss(),
+        self.compile(optimizer=DenseGradientAdam(self.learning_rate), loss=self._default_loss(),
                      metrics=self._default_metrics(), steps_per_execution=self._default_steps_per_execution())
 
     def _prebuild_for_training(self) -> None:
