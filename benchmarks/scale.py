@@ -52,6 +52,21 @@ def timed(cmd, *, log: Path) -> dict:
     return {"seconds": seconds, "rss": int(m.group(1)) * 1024 if m else None, "stdout": proc.stdout}
 
 
+def reused(log: Path, done: bool) -> dict | None:
+    """The /usr/bin/time record of an earlier run of a step (``--reuse``), if it finished."""
+    if not (done and log.is_file()):
+        return None
+    text = log.read_text(errors="replace")
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    w = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
+    if not (m and w):
+        return None
+    seconds = 0.0
+    for part in w.group(1).split(":"):
+        seconds = seconds * 60 + float(part)
+    return {"seconds": seconds, "rss": int(m.group(1)) * 1024, "stdout": "", "reused": True}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,9 +119,12 @@ def main(argv=None) -> int:
     ap.add_argument("--work-dir", default="/tmp/tfrec_scale", help="where datasets, prepared folders and runs go")
     ap.add_argument("--model", default="two_tower")
     ap.add_argument("--steps-per-epoch", type=int, default=200)
-    ap.add_argument("--eval-users", type=int, default=2000)
+    ap.add_argument("--eval-users", type=int, default=1000)
     ap.add_argument("--export-largest", action=argparse.BooleanOptionalAction, default=True,
                     help="export (ScaNN) and serve the largest size's model")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep steps an earlier run of this script finished (their /usr/bin/time logs and outputs "
+                         "in --work-dir) instead of running them again")
     ap.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     work = Path(args.work_dir)
@@ -121,17 +139,23 @@ def main(argv=None) -> int:
                         log=work / f"synthesize-{n}.log")
             print(f"[scale]   {syn['seconds']:.0f} s, peak RSS {syn['rss'] / GIB:.2f} GiB", file=sys.stderr)
         prep_dir = work / f"prepared-{n}"
-        print(f"[scale] preparing {prep_dir}", file=sys.stderr, flush=True)
-        prep = timed(["tfrec", "data", "prepare", "--dataset", "ml-32m", "--data-dir", str(data), "--split",
-                      "leave_last_out", "--out", str(prep_dir), "--overwrite", "--json"], log=work / f"prepare-{n}.log")
-        meta = json.loads(prep["stdout"])
+        prep = reused(work / f"prepare-{n}.log", args.reuse and (prep_dir / "prepared.json").is_file())
+        if prep is None:
+            print(f"[scale] preparing {prep_dir}", file=sys.stderr, flush=True)
+            prep = timed(["tfrec", "data", "prepare", "--dataset", "ml-32m", "--data-dir", str(data), "--split",
+                          "leave_last_out", "--out", str(prep_dir), "--overwrite", "--json"],
+                         log=work / f"prepare-{n}.log")
+        meta = json.loads((prep_dir / "prepared.json").read_text())
         run_dir = work / f"run-{n}"
-        shutil.rmtree(run_dir, ignore_errors=True)
-        print(f"[scale] training {args.model} on {prep_dir}", file=sys.stderr, flush=True)
-        tr = timed(["tfrec", "train", args.model, "--prepared", str(prep_dir), "--epochs", "1", "--steps-per-epoch",
-                    str(args.steps_per_epoch), "--eval-users", str(args.eval_users), "--output", str(run_dir),
-                    "--no-tensorboard", "--json"], log=work / f"train-{n}.log")
-        metrics = json.loads(tr["stdout"])
+        tr = reused(work / f"train-{n}.log", args.reuse and (run_dir / "metrics.json").is_file())
+        if tr is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            print(f"[scale] training {args.model} on {prep_dir}", file=sys.stderr, flush=True)
+            tr = timed(["tfrec", "train", args.model, "--prepared", str(prep_dir), "--epochs", "1",
+                        "--steps-per-epoch", str(args.steps_per_epoch), "--eval-users", str(args.eval_users),
+                        "--output", str(run_dir), "--no-tensorboard", "--no-plots", "--json"],
+                       log=work / f"train-{n}.log")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
         eps = metrics["examples_per_second"]
         row = {"ratings": n, "users": meta["counts"]["users"], "items": meta["counts"]["items"],
                "train_examples": meta["counts"]["train"], "shards": len(meta["shards"]),
@@ -146,11 +170,14 @@ def main(argv=None) -> int:
     if args.export_largest and rows:
         n = rows[-1]["ratings"]
         base = work / "export"
-        shutil.rmtree(base, ignore_errors=True)
-        print(f"[scale] exporting run-{n} (ScaNN + brute force)", file=sys.stderr, flush=True)
-        ex = timed(["tfrec", "export", str(work / f"run-{n}"), "--name", "two_tower", "--base-dir", str(base),
-                    "--json"], log=work / "export.log")
-        card = json.loads(ex["stdout"])["model_card"]
+        card_file = base / "two_tower" / "1" / "assets.extra" / "model_card.json"
+        ex = reused(work / "export.log", args.reuse and card_file.is_file())
+        if ex is None:
+            shutil.rmtree(base, ignore_errors=True)
+            print(f"[scale] exporting run-{n} (ScaNN + brute force)", file=sys.stderr, flush=True)
+            ex = timed(["tfrec", "export", str(work / f"run-{n}"), "--name", "two_tower", "--base-dir", str(base),
+                        "--json"], log=work / "export.log")
+        card = json.loads(card_file.read_text())
         test = (work / f"prepared-{n}" / "test.csv").read_text().splitlines()[1]
         served = serve_once(base / "two_tower", "two_tower", test.split(",")[0], log=work / "serve.log")
         rows[-1].update({"export_seconds": ex["seconds"], "export_rss": ex["rss"],

@@ -134,6 +134,7 @@ def _cmd_train(args) -> int:
         prepared=args.prepared,
         steps_per_epoch=args.steps_per_epoch,
         eval_users=args.eval_users,
+        plots=not args.no_plots,
         **hp,
     )
     if args.json:
@@ -279,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --prepared: rank a seeded sample of this many test users (default: all)")
     p.add_argument("--output", default=None, help="run folder (default runs/<model>-<time>)")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
+    p.add_argument("--no-plots", action="store_true", help="skip the retrieval plots (t-SNE map, ScaNN sweep)")
     p.add_argument("--json", action="store_true", help="print the test metrics as one JSON object")
     p.set_defaults(func=_cmd_train)
 
