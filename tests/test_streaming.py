@@ -61,8 +61,8 @@ def test_train_prepared_evaluate_load_export(prepared, tmp_path, capsys):
     run_dir = tmp_path / "run"
     code = run(["train", "two_tower", "--prepared", str(prepared / "prep"), "--epochs", "2", "--steps-per-epoch",
                 "6", "--batch-size", "256", "--set", "ensemble_size=1", "--set", "history_length=4", "--set",
-                "embedding_dim=16", "--set", "layer_sizes=[32,16]", "--output", str(run_dir), "--no-tensorboard", "--no-plots",
-                "--json"])
+                "embedding_dim=16", "--set", "layer_sizes=[32,16]", "--output", str(run_dir), "--no-tensorboard",
+                "--no-plots", "--json"])
     assert code == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["full"]["n_users"] == 150 and 0.0 <= metrics["full"]["ndcg@10"] <= 1.0
