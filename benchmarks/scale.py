@@ -193,8 +193,8 @@ def main(argv=None) -> int:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['ratings']:,} | {r['users']:,} | {r['items']:,} | {r['prepare_seconds']:.0f} | "
-              f"{r['prepare_rss'] / GIB:.2f} GiB | {r['train_examples_per_second']:,.0f} | {r['train_rss'] / GIB:.2f} GiB "
-              f"| ~{r['epoch_seconds_extrapolated'] / 60:.0f} min | {r['eval_seconds_per_1000_users']:.1f} | "
+              f"{r['prepare_rss'] / GIB:.2f} GiB | {r['train_examples_per_second']:,.0f} | "
+              f"{r['train_rss'] / GIB:.2f} GiB | ~{r['epoch_seconds_extrapolated'] / 60:.0f} min | {r['eval_seconds_per_1000_users']:.1f} | "
               f"{r['ndcg@10']:.4f} |")
     last = rows[-1] if rows else {}
     if "serve" in last:

@@ -148,8 +148,9 @@ class PreparedDataset:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"{meta_path}: not a valid {PREPARED_FILE} ({exc}); {how}") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise DataError(f"{meta_path}: not a tfrec prepared dataset (format {meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r}); {how}")
+        found = meta.get("format") if isinstance(meta, dict) else None
+        if found != FORMAT:
+            raise DataError(f"{meta_path}: not a tfrec prepared dataset (format {found!r}, expected {FORMAT!r}); {how}")
         if meta.get("format_version") != FORMAT_VERSION:
             raise DataError(f"{meta_path}: format_version {meta.get('format_version')!r}; this tfrec reads version "
                             f"{FORMAT_VERSION} (prepare the dataset again)")
