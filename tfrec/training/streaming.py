@@ -159,15 +159,46 @@ def fit_prepared(model, prepared, *, epochs: Optional[int] = None, batch_size: O
     if hasattr(model, "_cand_cache"):
         model._cand_cache = None
     t_fit = time.perf_counter()
+    meter = _Throughput()
     history = tf.keras.Model.fit(model, ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
-                                 callbacks=list(callbacks or []))
+                                 callbacks=list(callbacks or []) + [meter.callback])
     train_seconds = time.perf_counter() - t_fit
     model.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     steps = steps_per_epoch if steps_per_epoch is not None else (
         prepared.n_train // batch_size if model.label_key is None else -(-prepared.n_train // batch_size))
-    model.examples_per_second_ = steps * epochs * batch_size / max(train_seconds, 1e-9)
+    # Steady state: from the end of the first step call (tracing, buffer filling) to the last.
+    model.examples_per_second_ = meter.steps_per_second(steps * epochs / max(train_seconds, 1e-9)) * batch_size
+    model.examples_per_second_with_startup_ = steps * epochs * batch_size / max(train_seconds, 1e-9)
     model.fit_seconds_ = time.perf_counter() - t0
     return model
+
+
+class _Throughput:
+    """Keras callback: steps per second between the first and the last training-step call of a fit
+    (so tracing and the shuffle buffer's first fill are not counted)."""
+
+    def __init__(self):
+        import tensorflow as tf
+
+        class _Callback(tf.keras.callbacks.Callback):
+            def __init__(inner):
+                super().__init__()
+                inner.marks = []  # (global step, time)
+                inner.base = 0
+
+            def on_epoch_begin(inner, epoch, logs=None):
+                inner.base = inner.marks[-1][0] if inner.marks else 0
+
+            def on_train_batch_end(inner, batch, logs=None):
+                inner.marks.append((inner.base + batch + 1, time.perf_counter()))
+
+        self.callback = _Callback()
+
+    def steps_per_second(self, fallback: float) -> float:
+        marks = self.callback.marks
+        if len(marks) < 2 or marks[-1][1] <= marks[0][1]:
+            return fallback
+        return (marks[-1][0] - marks[0][0]) / (marks[-1][1] - marks[0][1])
 
 
 def evaluate_prepared(model, prepared, *, k: int = 10, eval_users: Optional[int] = None, seed: int = 0,

@@ -231,6 +231,7 @@ def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard
     metrics = streaming.evaluate_prepared(model, prep, eval_users=eval_users, seed=seed, verbose=verbose)
     metrics["fit_seconds"] = round(model.fit_seconds_, 3)
     metrics["examples_per_second"] = round(model.examples_per_second_, 1)
+    metrics["examples_per_second_with_startup"] = round(model.examples_per_second_with_startup_, 1)
     given = dict(hyperparameters, **{k: v for k, v in fit_hp.items()})
     if steps_per_epoch is not None:
         given["steps_per_epoch"] = steps_per_epoch
