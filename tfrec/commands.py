@@ -135,8 +135,14 @@ def _cmd_train(args) -> int:
         steps_per_epoch=args.steps_per_epoch,
         eval_users=args.eval_users,
         plots=not args.no_plots,
+        strategy=args.strategy,
+        backup_dir=args.backup_dir,
+        connect_timeout=args.connect_timeout,
         **hp,
     )
+    if result.run_dir is None:  # a multi_worker worker other than the chief
+        print("trained as a non-chief worker: the chief evaluates and writes the run folder", file=sys.stderr)
+        return 0
     if args.json:
         _print_json(result.metrics)
     else:
@@ -145,6 +151,14 @@ def _cmd_train(args) -> int:
         print(f"run folder: {result.run_dir}")
         for key, value in flatten_metrics(result.metrics).items():
             print(f"  {key:<24} {value:.4f}" if isinstance(value, float) else f"  {key:<24} {value}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ worker
+def _cmd_worker(args) -> int:
+    from tfrec.training.distribute import serve_task
+
+    serve_task()
     return 0
 
 
@@ -282,7 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     p.add_argument("--no-plots", action="store_true", help="skip the retrieval plots (t-SNE map, ScaNN sweep)")
     p.add_argument("--json", action="store_true", help="print the test metrics as one JSON object")
+    p.add_argument("--strategy", default="none", choices=("none", "mirrored", "multi_worker", "parameter_server"),
+                   help="tf.distribute strategy; the cluster comes from $TF_CONFIG (default: %(default)s)")
+    p.add_argument("--backup-dir", default=None, metavar="DIR",
+                   help="Keras BackupAndRestore folder: rerunning the same command resumes after the last epoch")
+    p.add_argument("--connect-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="how long a distributed run waits for its TF_CONFIG peers (default: %(default)s)")
     p.set_defaults(func=_cmd_train)
+
+    # worker
+    p = sub.add_parser("worker", help="serve this process's worker/ps task of $TF_CONFIG (parameter_server training)")
+    p.set_defaults(func=_cmd_worker)
 
     # tune
     p = sub.add_parser("tune", help="search hyperparameters with Optuna on a validation split carved from train")

@@ -21,6 +21,7 @@ from tfrec.data import features as F
 from tfrec.errors import ConfigError, DataError
 from tfrec.models.base import validate_ratings_frame
 from tfrec.models.batching import cached_blocks, default_block_size, epoch_batches, shuffled_batches
+from tfrec.models.distributed_input import active_strategy, distributed_fit_input
 from tfrec.models.checks import check_fraction, check_positive_int, normalise_vocabularies
 from tfrec.models.layers import Untracked
 from tfrec.models.optimizers import DenseGradientAdam
@@ -272,6 +273,16 @@ class KerasFitMixin:
         if ds is None:
             ds = self._dataset(self._training_frame(frame), items, users, batch_size=batch_size, pipeline=pipeline,
                                shuffle=True, seed=self.seed)
+        strategy = active_strategy()
+        if strategy is not None:
+            def rebuild():
+                return self._dataset(self._training_frame(frame), items, users, batch_size=batch_size,
+                                     pipeline=pipeline, shuffle=True, seed=self.seed)
+
+            ds, val_ds, extra = distributed_fit_input(strategy, ds, val_ds, batch_size=batch_size,
+                                                      make_train_dataset=rebuild if frame is not None else None,
+                                                      n_rows=len(frame) if frame is not None else None)
+            kwargs = {**kwargs, **extra}
         return dict(super().fit(ds, validation_data=val_ds, epochs=epochs, verbose=verbose, callbacks=cbs,
                                 **kwargs).history)
 

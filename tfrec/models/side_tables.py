@@ -18,6 +18,28 @@ from tfrec.errors import ConfigError
 from tfrec.models.layers import string_lookup
 
 
+def local_string_variable(init, name: str) -> tf.Variable:
+    """A non-trainable string variable; under ``MultiWorkerMirroredStrategy`` an ordinary local one.
+
+    That strategy broadcasts every variable's initial value from the chief with collective ops,
+    which have no string kernel. Side tables are filled from the same data on every worker and
+    never trained, so each worker keeps a plain copy instead of a mirrored one.
+    """
+    if not (tf.distribute.has_strategy()
+            and isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)):
+        return tf.Variable(init, trainable=False, name=name)
+
+    def plain(next_creator, **kwargs):
+        del next_creator  # skip the strategy's creator
+        from tensorflow.python.ops import resource_variable_ops  # the default creator's own class
+
+        return resource_variable_ops.ResourceVariable(initial_value=kwargs["initial_value"], trainable=False,
+                                                      name=kwargs.get("name"))
+
+    with tf.variable_creator_scope(plain):
+        return tf.Variable(init, trainable=False, name=name)
+
+
 class SideTablesMixin:
     """Side tables for a :class:`~tfrec.models.keras_base.KerasRecommender` (mixed in before it).
 
@@ -47,6 +69,8 @@ class SideTablesMixin:
 
         def var(name, shape, dtype):
             init = tf.fill(shape, "") if dtype == tf.string else tf.zeros(shape, dtype)
+            if dtype == tf.string:
+                return local_string_variable(init, name=f"side_{name}")
             return tf.Variable(init, trainable=False, name=f"side_{name}")
 
         if self.has_user_features:

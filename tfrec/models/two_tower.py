@@ -18,6 +18,7 @@ from tfrec.models.history_encoders import check_history_encoder
 from tfrec.models.keras_base import KerasRecommender
 from tfrec.models.layers import string_lookup
 from tfrec.models.optimizers import DenseGradientAdam
+from tfrec.models.retrieval import GlobalRetrieval, ReplicaScaledSteps
 from tfrec.models.towers import (  # noqa: F401  (QUERY_/CANDIDATE_FEATURES re-exported)
     CANDIDATE_FEATURES,
     HISTORY_ITEMS,
@@ -29,7 +30,7 @@ from tfrec.models.towers import (  # noqa: F401  (QUERY_/CANDIDATE_FEATURES re-e
 )
 
 
-class TwoTower(KerasRecommender, tfrs.models.Model):
+class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
     """Two-tower retrieval: ``score(u, i) = <query(u), candidate(i)> / temperature``.
 
     Trained with ``tfrs.tasks.Retrieval`` (in-batch softmax over the other items of the batch),
@@ -146,8 +147,9 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
         else:
             self.query_model = TowerEnsemble(queries, name="query_tower")
             self.candidate_model = TowerEnsemble(candidates, name="candidate_tower")
-        self.task = tfrs.tasks.Retrieval(temperature=self.temperature, num_hard_negatives=self.num_hard_negatives,
-                                         remove_accidental_hits=self.remove_accidental_hits)
+        # tfrs.tasks.Retrieval's loss, with the negatives gathered from every replica when distributed.
+        self.task = GlobalRetrieval(temperature=self.temperature, num_hard_negatives=self.num_hard_negatives,
+                                    remove_accidental_hits=self.remove_accidental_hits)
         self._item_logq = tf.Variable(tf.zeros([len(v[F.ITEM_ID]) + 1]), trainable=False, name="item_log_probability")
         self._prob_lookup = string_lookup(v[F.ITEM_ID], "probability_lookup")
 
@@ -291,9 +293,11 @@ class TwoTower(KerasRecommender, tfrs.models.Model):
         if self.logq_correction:
             kwargs["candidate_sampling_probability"] = tf.exp(tf.gather(self._item_logq, item_index))
         if self.remove_accidental_hits:
+            # Vocabulary indices, not strings: they are gathered across replicas when distributed.
             kwargs["candidate_ids"] = item_index
+        # Training gathers the global batch's candidates; validation loss stays per replica (a monitor).
         losses = [self.task(q(query_inputs, training=training), c(candidate_inputs, training=training),
-                            compute_metrics=False, **kwargs)
+                            gather=bool(training), **kwargs)
                   for q, c in zip(self.query_towers, self.candidate_towers)]
         return losses[0] if len(losses) == 1 else tf.add_n(losses) / float(len(losses))
 

@@ -69,3 +69,12 @@ def _is_rating_model(model) -> bool:
 
 def _can_rank(model) -> bool:
     return hasattr(model, "score_users")
+
+
+def is_keras_class(cls) -> bool:
+    """True for Keras model classes (the models a tf.distribute strategy can train)."""
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(cls, type) and issubclass(cls, tf.keras.Model)

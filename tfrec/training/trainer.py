@@ -15,7 +15,8 @@ import pandas as pd
 from tfrec.data.dataset import MovieLensData
 from tfrec.errors import ConfigError, DataError
 from tfrec.models import registry
-from tfrec.training.result import TrainResult, _can_rank, _is_rating_model, init_params, is_keras
+from tfrec.training.result import TrainResult, _can_rank, _is_rating_model, init_params, is_keras, is_keras_class
+from tfrec.training.distribute import DEFAULT_CONNECT_TIMEOUT, local_copy, make_strategy
 from tfrec.training.run_folder import save_run
 from tfrec.utils.versions import package_versions
 
@@ -97,6 +98,9 @@ def train(
     prepared=None,
     steps_per_epoch: Optional[int] = None,
     eval_users: Optional[int] = None,
+    strategy: str = "none",
+    backup_dir=None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     **hyperparameters,
 ) -> TrainResult:
     """Train ``model_name`` on ``dataset`` and evaluate it once on the test split.
@@ -121,6 +125,14 @@ def train(
       eval_users: with ``prepared``, rank a seeded sample of this many test users (default all).
       plots: write the run folder's PNGs (learning curve; retrieval models: t-SNE embedding map
         and ScaNN recall/latency sweep).
+      strategy: ``"none"`` (default), ``"mirrored"``, ``"multi_worker"`` or ``"parameter_server"``
+        (Keras models; the cluster comes from ``TF_CONFIG``, see :mod:`tfrec.training.distribute`).
+        Only the chief evaluates and writes ``output``; other multi_worker processes return a
+        result with empty ``metrics`` and no run folder, having written nothing outside a
+        temporary directory. The returned model is always an ordinary single-process copy.
+      backup_dir: a folder for Keras ``BackupAndRestore``: an interrupted run restarted with the
+        same arguments resumes after its last completed epoch (multi_worker: every worker).
+      connect_timeout: seconds a distributed run waits for its peers before failing.
       **hyperparameters: passed to the model (``epochs``, ``batch_size``, ``pipeline``, ... go to
         its ``fit``; the rest to its constructor).
 
@@ -132,6 +144,9 @@ def train(
       >>> result.metrics["rmse"]  # doctest: +SKIP
     """
     if prepared is not None:
+        if strategy != "none" or backup_dir is not None:
+            raise ConfigError("strategy and backup_dir do not apply to training from prepared shards yet "
+                              "(prepared=PATH trains in one process)")
         return _train_prepared(model_name, prepared, seed=seed, output=output, tensorboard=tensorboard,
                                plots=plots, verbose=verbose, steps_per_epoch=steps_per_epoch, eval_users=eval_users,
                                **hyperparameters)
@@ -142,6 +157,10 @@ def train(
     if not (0.0 < float(test_fraction) < 1.0):
         raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     cls = registry.get_model_class(model_name)  # fails fast on unknown names, before loading data
+    if strategy != "none" and not is_keras_class(cls):
+        raise ConfigError(f"model {model_name!r} is not trained with Keras; it takes no strategy (use 'none')")
+    # Before any other TensorFlow work: a multi-worker strategy configures the runtime.
+    dist = make_strategy(strategy, connect_timeout=connect_timeout)
     data = resolve_dataset(dataset, data_dir=data_dir, seed=seed)
     train_df, val_df, test_df = make_split(data.ratings, split, test_fraction=test_fraction, seed=seed)
     if len(test_df) == 0:
@@ -156,25 +175,40 @@ def train(
     run_dir = Path(output) if output is not None else None
     fit_kwargs = dict(fit_hp)
     if is_keras(model):
+        import tensorflow as tf
+
         fit_kwargs.setdefault("verbose", verbose)
         if val_df is not None and len(val_df):
             fit_kwargs["validation_data"] = val_df
-        if tensorboard and run_dir is not None:
-            import tensorflow as tf
-
-            fit_kwargs["callbacks"] = list(fit_kwargs.get("callbacks") or []) + [
-                tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"))
-            ]
-    elif fit_hp:
-        unknown = ", ".join(sorted(fit_hp))
-        raise ConfigError(f"model {model_name!r} is not trained with Keras; it takes no {unknown}")
+        if dist.name == "parameter_server":
+            fit_kwargs.setdefault("validation_fraction", 0.0)  # no early stopping there (see distributed_input)
+        callbacks = list(fit_kwargs.get("callbacks") or [])
+        if tensorboard and run_dir is not None and dist.is_chief:
+            callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+        if backup_dir is not None:
+            callbacks.append(tf.keras.callbacks.BackupAndRestore(backup_dir=str(backup_dir)))
+        if callbacks:
+            fit_kwargs["callbacks"] = callbacks
+    elif fit_hp or dist.strategy is not None or backup_dir is not None:
+        given = sorted(fit_hp) + (["strategy"] if dist.strategy is not None else []) + \
+            (["backup_dir"] if backup_dir is not None else [])
+        raise ConfigError(f"model {model_name!r} is not trained with Keras; it takes no {', '.join(given)}")
 
     if verbose:
         print(f"[tfrec] training {model_name} on {data.name} ({len(train_df)} train / {len(test_df)} test ratings, "
               f"split={split})", file=sys.stderr)
     t0 = time.perf_counter()
-    model.fit(train_df, items=data.items, users=data.users, **fit_kwargs)
+    if dist.strategy is None:
+        model.fit(train_df, items=data.items, users=data.users, **fit_kwargs)
+    else:
+        with dist.scope():
+            model.fit(train_df, items=data.items, users=data.users, **fit_kwargs)
+        model = local_copy(model, train_df, items=data.items, users=data.users)
     fit_seconds = time.perf_counter() - t0
+    if not dist.is_chief:
+        # Only the chief evaluates and writes the run folder.
+        return TrainResult(model=model, metrics={}, model_name=model_name, run_dir=None, train=train_df,
+                           test=test_df, items=data.items, users=data.users)
 
     metrics = evaluate_model(model, train_df, test_df, model_name=model_name, split=split, seed=seed,
                              users=data.users, verbose=verbose)
@@ -190,6 +224,8 @@ def train(
         "test_fraction": test_fraction,
         "seed": seed,
         "hyperparameters": metrics["hyperparameters"],
+        "strategy": dist.name,
+        **({"cluster": dist.cluster.cluster} if dist.cluster is not None else {}),
         "versions": package_versions(),
     }
     result = TrainResult(model=model, metrics=metrics, model_name=model_name, run_dir=run_dir,

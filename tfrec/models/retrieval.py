@@ -1,0 +1,145 @@
+"""In-batch softmax retrieval that stays the same loss when the batch is split across replicas.
+
+TFRS's ``tfrs.tasks.Retrieval`` scores each query against the candidates of its *own replica's*
+batch, so with N replicas (GPUs, or workers of ``MultiWorkerMirroredStrategy``) of batch B/N a
+query sees B/N - 1 negatives instead of B - 1 (its cross-replica concat helper is never called), and
+``tfrs.models.Model.train_step`` adds the regularisation loss on every replica, so the optimizer,
+which sums gradients over replicas, applies it N times. :class:`GlobalRetrieval` and
+:class:`ReplicaScaledSteps` fix both in tfrec's own code (TFRS is not patched):
+
+* the candidates, their sampling probabilities (logQ) and ids are gathered from all replicas
+  (``ReplicaContext.all_gather``, differentiable), so every query is scored against the global
+  batch's candidates, its positive at ``replica_id * local_batch + row``;
+* the loss is the *sum* of the per-example cross-entropies of this replica's queries (TFRS's
+  default reduction): the optimizer's cross-replica gradient sum is then exactly the gradient of
+  the single-process loss over the global batch, so N workers with batch B/N take the same step as
+  one worker with batch B -- no division by N is needed, and none is applied;
+* regularisation losses are divided by the number of replicas before the gradient.
+
+Outside a strategy (or with one replica) the task computes what ``tfrs.tasks.Retrieval`` does.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+
+def _replica_context():
+    """(replica context, replicas in sync); (None, 1) in a cross-replica context."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None:
+        return None, 1
+    return ctx, int(ctx.num_replicas_in_sync)
+
+
+class GlobalRetrieval(tf.keras.layers.Layer):
+    """Sampled-softmax retrieval loss over the global batch's candidates.
+
+    Computes, for this replica's queries ``q`` [b, d] and the candidates ``c`` [N*b, d] gathered
+    from all N replicas: ``scores = q c^T / temperature - log p(c)`` (logQ), accidental hits
+    (another row's positive with the same candidate id) masked out, optionally only the
+    ``num_hard_negatives`` hardest negatives kept, and ``sum_i CE(onehot(offset + i), scores_i)``.
+
+    Args:
+      temperature: divides the scores (None: 1).
+      num_hard_negatives: keep the top-k negatives per query (None: all).
+      remove_accidental_hits: mask candidates whose id equals the query's positive id.
+
+    Call args (shapes per replica): ``query_embeddings`` [b, d], ``candidate_embeddings`` [b, d]
+    (row i is query i's positive), ``sample_weight`` [b] or None,
+    ``candidate_sampling_probability`` [b] or None, ``candidate_ids`` [b] or None,
+    ``gather`` (default True): False scores against this replica's candidates only. Every replica
+    must hold the same number of rows when gathering (training batches are cut evenly).
+    Returns the scalar loss of this replica's queries.
+    """
+
+    def __init__(self, temperature: Optional[float] = None, num_hard_negatives: Optional[int] = None,
+                 remove_accidental_hits: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = temperature
+        self.num_hard_negatives = num_hard_negatives
+        self.remove_accidental_hits = bool(remove_accidental_hits)
+        self._loss = tf.keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                             reduction=tf.keras.losses.Reduction.SUM)
+
+    def call(self, query_embeddings, candidate_embeddings, sample_weight=None, candidate_sampling_probability=None,
+             candidate_ids=None, compute_metrics: bool = False, gather: bool = True):
+        del compute_metrics  # no factorized metrics: they cannot run under every strategy
+        ctx, replicas = _replica_context()
+        rows = tf.shape(query_embeddings)[0]
+        offset = 0
+        candidates = candidate_embeddings
+        if gather and replicas > 1:
+            # One float32 all-gather per call: embeddings, probability and id side by side (ids as
+            # float are exact below 2**24; vocabulary indices are).
+            parts = [tf.cast(candidate_embeddings, tf.float32)]
+            if candidate_sampling_probability is not None:
+                parts.append(tf.cast(candidate_sampling_probability, tf.float32)[:, None])
+            if candidate_ids is not None:
+                parts.append(tf.cast(candidate_ids, tf.float32)[:, None])
+            gathered = ctx.all_gather(tf.concat(parts, axis=1), axis=0)
+            dim = tf.shape(candidate_embeddings)[1]
+            candidates = tf.cast(gathered[:, :dim], candidate_embeddings.dtype)
+            column = dim
+            if candidate_sampling_probability is not None:
+                candidate_sampling_probability = gathered[:, column]
+                column += 1
+            if candidate_ids is not None:
+                candidate_ids = gathered[:, column]
+            offset = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * rows
+        scores = tf.linalg.matmul(query_embeddings, candidates, transpose_b=True)
+        labels = tf.one_hot(offset + tf.range(rows), tf.shape(candidates)[0], dtype=scores.dtype)
+        if self.temperature is not None:
+            scores = scores / self.temperature
+        if candidate_sampling_probability is not None:
+            scores = tfrs.layers.loss.SamplingProbablityCorrection()(scores, candidate_sampling_probability)
+        if self.remove_accidental_hits:
+            if candidate_ids is None:
+                raise ValueError("remove_accidental_hits needs candidate_ids")
+            scores = tfrs.layers.loss.RemoveAccidentalHits()(labels, scores, candidate_ids)
+        if self.num_hard_negatives is not None:
+            scores, labels = tfrs.layers.loss.HardNegativeMining(self.num_hard_negatives)(scores, labels)
+        return self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature,
+                "num_hard_negatives": self.num_hard_negatives, "remove_accidental_hits": self.remove_accidental_hits}
+
+
+class ReplicaScaledSteps:
+    """``train_step``/``test_step`` for ``tfrs.models.Model`` subclasses under any strategy.
+
+    Mixed in before ``tfrs.models.Model``. The difference from TFRS's steps: regularisation losses
+    are divided by the number of replicas (the optimizer sums gradients over replicas, so they
+    would count N times otherwise). The reported values are this replica's share: Keras sums them
+    over all replicas (its ``"auto"`` reduction outside TPUs), so every worker logs -- and early
+    stopping compares -- the global batch's loss, the same number one process would report.
+    """
+
+    def train_step(self, inputs):
+        _, replicas = _replica_context()
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = self._regularization_share(replicas)
+            total_loss = loss + regularization_loss
+        gradients = tape.gradient(total_loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._step_metrics(loss, regularization_loss)
+
+    def test_step(self, inputs):
+        _, replicas = _replica_context()
+        loss = self.compute_loss(inputs, training=False)
+        return self._step_metrics(loss, self._regularization_share(replicas))
+
+    def _regularization_share(self, replicas: int):
+        if not self.losses:
+            return tf.constant(0.0)
+        return tf.add_n([tf.reduce_sum(x) for x in self.losses]) / float(replicas)
+
+    def _step_metrics(self, loss, regularization_loss) -> dict:
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=loss + regularization_loss)
+        return metrics

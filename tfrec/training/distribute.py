@@ -1,0 +1,287 @@
+"""Strategies for ``tfrec train --strategy`` and the ``tfrec worker`` server, from ``TF_CONFIG``.
+
+tfrec trains on TensorFlow's own distributed engine (``tf.distribute``); this module turns a
+strategy name into a strategy, reading the cluster from the standard ``TF_CONFIG`` environment
+variable, and checks that cluster at the boundary so a mistake fails fast with a message naming it
+instead of hanging:
+
+* ``none``: no strategy (today's single-process training).
+* ``mirrored``: ``MirroredStrategy`` over this machine's devices.
+* ``multi_worker``: ``MultiWorkerMirroredStrategy``; every worker runs the same ``tfrec train``
+  command with its own ``TF_CONFIG`` (``{"cluster": {"worker": [...]}, "task": {"type": "worker",
+  "index": i}}``); worker 0 (or a ``chief`` task) is the chief.
+* ``parameter_server``: ``ParameterServerStrategy`` driven by a ``ClusterCoordinator`` (Keras
+  ``fit`` creates it); this process is the ``chief``; the ``worker`` and ``ps`` tasks are
+  ``tfrec worker`` processes (:func:`serve_task`). Variables of at least
+  ``2 * min_shard_bytes`` (the embedding tables) are sharded over the ps tasks.
+
+``TF_CONFIG`` problems -- not JSON, no ``task``, a task missing from ``cluster``, a malformed
+address, a peer that never answers -- raise :class:`tfrec.errors.ConfigError`. TensorFlow's own
+multi-worker start-up waits for every peer without a deadline, so :func:`make_strategy` guards it
+with a watchdog: if the cluster has not formed after ``connect_timeout`` seconds the process
+prints which peers do not answer and exits with status 2 (an exception cannot interrupt
+TensorFlow's C++ wait).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from tfrec.errors import ConfigError
+
+STRATEGIES = ("none", "mirrored", "multi_worker", "parameter_server")
+#: seconds a distributed process waits for its peers before giving up (``--connect-timeout``).
+DEFAULT_CONNECT_TIMEOUT = 120.0
+_JOBS = ("chief", "worker", "ps", "evaluator")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """A parsed ``TF_CONFIG``: ``cluster`` (job -> ["host:port", ...]), this task's type and index."""
+
+    cluster: dict
+    task_type: str
+    task_index: int
+
+    @property
+    def is_chief(self) -> bool:
+        """The chief writes the run folder: the ``chief`` task, else worker 0."""
+        if "chief" in self.cluster:
+            return self.task_type == "chief"
+        return self.task_type == "worker" and self.task_index == 0
+
+    @property
+    def address(self) -> str:
+        return self.cluster[self.task_type][self.task_index]
+
+    def peers(self, jobs=None) -> list:
+        """``[(job, index, "host:port"), ...]`` of the other tasks (of ``jobs``, default all)."""
+        return [(job, i, addr) for job, addrs in self.cluster.items() if jobs is None or job in jobs
+                for i, addr in enumerate(addrs) if (job, i) != (self.task_type, self.task_index)]
+
+    def num_tasks(self, job: str) -> int:
+        return len(self.cluster.get(job, []))
+
+
+def _check_address(job: str, index: int, addr) -> str:
+    if not isinstance(addr, str) or addr.count(":") < 1:
+        raise ConfigError(f"TF_CONFIG cluster[{job!r}][{index}] must be a 'host:port' string, got {addr!r}")
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"TF_CONFIG cluster[{job!r}][{index}] must be a 'host:port' string with a port in "
+                          f"1..65535, got {addr!r}")
+    return addr
+
+
+def read_tf_config(environ: Optional[Mapping[str, str]] = None) -> ClusterConfig:
+    """Parse and check ``TF_CONFIG`` (from ``environ``, default ``os.environ``)."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get("TF_CONFIG", "")
+    if not raw.strip():
+        raise ConfigError("TF_CONFIG is not set: a distributed strategy needs the cluster, e.g. "
+                          'TF_CONFIG=\'{"cluster": {"worker": ["127.0.0.1:20001", "127.0.0.1:20002"]}, '
+                          '"task": {"type": "worker", "index": 0}}\'')
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({exc.msg} at character {exc.pos}): {raw[:200]!r}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"TF_CONFIG must be a JSON object with 'cluster' and 'task', got {type(config).__name__}")
+    cluster = config.get("cluster")
+    if not isinstance(cluster, dict) or not cluster:
+        raise ConfigError("TF_CONFIG has no 'cluster' (a JSON object of job name -> list of 'host:port')")
+    clean = {}
+    for job, addrs in cluster.items():
+        if job not in _JOBS:
+            raise ConfigError(f"TF_CONFIG cluster has an unknown job {job!r}; expected some of {', '.join(_JOBS)}")
+        if isinstance(addrs, str) or not isinstance(addrs, list) or not addrs:
+            raise ConfigError(f"TF_CONFIG cluster[{job!r}] must be a non-empty list of 'host:port', got {addrs!r}")
+        clean[job] = [_check_address(job, i, a) for i, a in enumerate(addrs)]
+    task = config.get("task")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise ConfigError("TF_CONFIG has no 'task' with 'type' and 'index' (which task this process is), e.g. "
+                          '"task": {"type": "worker", "index": 0}; got ' + repr(task))
+    task_type, index = task["type"], task["index"]
+    if task_type not in clean:
+        raise ConfigError(f"TF_CONFIG task type {task_type!r} is not a job of the cluster ({', '.join(clean)})")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(clean[task_type]):
+        raise ConfigError(f"TF_CONFIG task index {index!r} is out of range: cluster[{task_type!r}] has "
+                          f"{len(clean[task_type])} task(s)")
+    return ClusterConfig(cluster=clean, task_type=task_type, task_index=index)
+
+
+def _reachable(addr: str, timeout: float = 1.0) -> bool:
+    host, _, port = addr.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def unreachable_peers(config: ClusterConfig, jobs=None) -> list:
+    """The peers (``"job i at host:port"``) whose port does not accept a TCP connection now."""
+    return [f"{job} {i} at {addr}" for job, i, addr in config.peers(jobs) if not _reachable(addr)]
+
+
+def wait_for_peers(config: ClusterConfig, timeout: float, jobs=None) -> None:
+    """Block until every peer (of ``jobs``) accepts TCP connections; ConfigError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = unreachable_peers(config, jobs)
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise ConfigError(f"TF_CONFIG peer(s) unreachable after {timeout:g} s: {', '.join(missing)} "
+                              "(is the process started, and the address right?)")
+        time.sleep(0.5)
+
+
+class _Watchdog:
+    """Exits the process with a message if the block it guards has not finished in ``timeout`` s."""
+
+    def __init__(self, config: ClusterConfig, timeout: float, what: str):
+        self.config, self.timeout, self.what = config, timeout, what
+        self._done = threading.Event()
+
+    def __enter__(self):
+        threading.Thread(target=self._watch, daemon=True, name="tfrec-cluster-watchdog").start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        return False
+
+    def _watch(self):
+        if self._done.wait(self.timeout):
+            return
+        missing = unreachable_peers(self.config)
+        who = f"unreachable: {', '.join(missing)}" if missing else "every peer's port answers, but the cluster " \
+                                                                   "did not form (a peer with a different TF_CONFIG?)"
+        print(f"tfrec: error: {self.what} did not start within {self.timeout:g} s; TF_CONFIG peer(s) {who}",
+              file=sys.stderr, flush=True)
+        os._exit(2)
+
+
+@dataclass
+class Distribution:
+    """What :func:`make_strategy` returns: the strategy (None for ``none``) and the cluster."""
+
+    name: str
+    strategy: object = None
+    cluster: Optional[ClusterConfig] = None
+
+    @property
+    def is_chief(self) -> bool:
+        return self.cluster is None or self.cluster.is_chief
+
+    def scope(self):
+        import contextlib
+
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+
+def make_strategy(name: str = "none", *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                  environ: Optional[Mapping[str, str]] = None, min_shard_bytes: int = 64 << 10) -> Distribution:
+    """A :class:`Distribution` for a strategy name in :data:`STRATEGIES` (cluster from ``TF_CONFIG``).
+
+    Args:
+      name: ``none``, ``mirrored``, ``multi_worker`` or ``parameter_server``.
+      connect_timeout: seconds to wait for the peers before failing (see the module docstring).
+      environ: where ``TF_CONFIG`` is read (default ``os.environ``; must be the process
+        environment for the strategies TensorFlow builds from it).
+      min_shard_bytes: parameter server: a variable is split over the ps tasks only when every
+        shard would hold at least this many bytes (embedding tables are; small kernels are not).
+    """
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {name!r}; expected one of: {', '.join(STRATEGIES)}")
+    if connect_timeout is None or connect_timeout <= 0:
+        raise ConfigError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
+    if name == "none":
+        return Distribution(name)
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return Distribution(name, tf.distribute.MirroredStrategy())
+    config = read_tf_config(environ)
+    if name == "multi_worker":
+        extra = sorted(set(config.cluster) - {"chief", "worker"})
+        if extra:
+            raise ConfigError(f"multi_worker: TF_CONFIG cluster may hold only 'worker' (and 'chief') jobs, got "
+                              f"{', '.join(extra)} too")
+        if config.task_type not in ("chief", "worker"):
+            raise ConfigError(f"multi_worker: this task is {config.task_type!r}; expected a worker or the chief")
+        with _Watchdog(config, connect_timeout, "the multi_worker cluster"):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            # The first collective is where a missing peer shows: keep it under the watchdog too.
+            strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+        return Distribution(name, strategy, config)
+    # parameter_server
+    for job in ("chief", "worker", "ps"):
+        if not config.num_tasks(job):
+            raise ConfigError(f"parameter_server: TF_CONFIG cluster has no {job!r} job; it needs one chief (this "
+                              "process), at least one worker and one ps task")
+    if config.task_type != "chief":
+        raise ConfigError(f"parameter_server: `tfrec train` runs on the chief, but TF_CONFIG names this task "
+                          f"{config.task_type} {config.task_index}; start worker and ps tasks with `tfrec worker`")
+    wait_for_peers(config, connect_timeout, jobs=("worker", "ps"))
+    os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")  # a lost worker fails its step, not the run
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+        min_shard_bytes=min_shard_bytes, max_shards=config.num_tasks("ps"))
+    with _Watchdog(config, connect_timeout, "the parameter-server cluster"):
+        strategy = tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+    return Distribution(name, strategy, config)
+
+
+def serve_task(environ: Optional[Mapping[str, str]] = None, *, ready_message: bool = True) -> None:
+    """Run this process's ``worker`` or ``ps`` task of ``TF_CONFIG`` until it is stopped.
+
+    Starts a ``tf.distribute.Server`` (gRPC) for the task and joins it: the process serves the
+    parameter-server chief's requests until it is killed (SIGTERM/SIGINT).
+    """
+    config = read_tf_config(environ)
+    if config.task_type not in ("worker", "ps"):
+        raise ConfigError(f"`tfrec worker` serves a 'worker' or 'ps' task; TF_CONFIG names this task "
+                          f"{config.task_type!r} (the chief runs `tfrec train --strategy parameter_server`)")
+    os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
+    import tensorflow as tf
+
+    server = tf.distribute.Server(tf.train.ClusterSpec(config.cluster), job_name=config.task_type,
+                                  task_index=config.task_index, protocol="grpc", start=True)
+    if ready_message:
+        print(f"tfrec worker: serving {config.task_type} {config.task_index} at {config.address}", file=sys.stderr,
+              flush=True)
+    server.join()
+
+
+def local_copy(model, train, *, items=None, users=None):
+    """An ordinary single-process copy of a Keras recommender trained under a strategy.
+
+    The weights go through a TF checkpoint in a temporary directory (a checkpoint stores a sharded
+    parameter-server variable as one full tensor), then into a model rebuilt from its config
+    outside any strategy scope: plain variables, so evaluation, the run folder and the exported
+    SavedModel are the same as after single-process training.
+    """
+    import shutil
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="tfrec-weights-")
+    try:
+        path = os.path.join(tmp, "weights")
+        model.save_weights(path)
+        copy = type(model).from_config(model.get_config())
+        copy.restore(train, items=items, users=users, weights=path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for attr in ("history_", "best_epoch_", "fit_seconds_"):
+        if hasattr(model, attr):
+            setattr(copy, attr, getattr(model, attr))
+    return copy
