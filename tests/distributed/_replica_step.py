@@ -39,7 +39,7 @@ def stepped(strategy, task=None):
             model.task = task
         model._build_all_variables()
         model.set_weights(base.get_weights())
-        model.compile(optimizer=tf.keras.optimizers.SGD(0.5))
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.05))
     model.fit(one, epochs=1, verbose=0)
     return model.get_weights()
 

@@ -1,0 +1,58 @@
+"""Run as a script: an in-process parameter-server cluster (2 ps, 2 workers) and its chief.
+
+``python _ps_cluster.py OUT PORT0 ... PORT4 [hyperparameter JSON]`` starts gRPC servers for two ps and two worker
+tasks in this process (TensorFlow's documented in-process cluster), points ``TF_CONFIG`` at them
+with this process as the chief, and trains with ``tfrec.train(..., strategy="parameter_server")``
+into the run folder OUT. Prints JSON: the test metrics and which variables were sharded.
+"""
+
+import json
+import os
+import sys
+
+out, ports = sys.argv[1], [int(p) for p in sys.argv[2:7]]
+hyper = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}
+addr = [f"127.0.0.1:{p}" for p in ports]
+cluster = {"chief": [addr[0]], "worker": addr[1:3], "ps": addr[3:5]}
+os.environ["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})
+os.environ["GRPC_FAIL_FAST"] = "use_caller"
+
+import tfrec  # noqa: E402  (legacy Keras before TensorFlow)
+import tensorflow as tf  # noqa: E402
+
+spec = tf.train.ClusterSpec(cluster)
+servers = [tf.distribute.Server(spec, job_name=job, task_index=i, protocol="grpc", start=True)
+           for job in ("worker", "ps") for i in range(2)]
+
+sharded = {}
+real_fit = None
+
+
+def spy(model):
+    """Record which of the model's variables are sharded over the ps tasks (before the copy)."""
+    from tensorflow.python.distribute.sharded_variable import ShardedVariable
+
+    for v in model.variables:
+        if isinstance(v, ShardedVariable):
+            sharded[v.name] = len(v.variables)
+
+
+from tfrec.training import distribute  # noqa: E402
+
+original_copy = distribute.local_copy
+
+
+def recording_copy(model, train, **kwargs):
+    spy(model)
+    return original_copy(model, train, **kwargs)
+
+
+import tfrec.training.trainer as trainer  # noqa: E402
+
+trainer.local_copy = recording_copy
+result = tfrec.train("two_tower", "synthetic", split="leave_last_out", strategy="parameter_server", output=out,
+                     verbose=0, connect_timeout=60, **hyper)
+json.dump({"metrics": {k: v for k, v in result.metrics.items() if k in ("full", "sampled_100")},
+           "sharded": sharded}, sys.stdout)
+sys.stdout.flush()
+os._exit(0)  # the in-process servers have no clean shutdown
