@@ -53,7 +53,8 @@ def _run(args) -> None:
     if args.role == "ps-chief":  # this process hosts the 2 ps and 2 worker servers and is the chief
         cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]
         spec = tf.train.ClusterSpec(cluster)
-        servers = [tf.distribute.Server(spec, job_name=job, task_index=i, protocol="grpc", start=True)
+        config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=8)  # in-process tasks share the pool
+        servers = [tf.distribute.Server(spec, job_name=job, task_index=i, config=config, protocol="grpc", start=True)
                    for job in ("worker", "ps") for i in range(len(cluster[job]))]
 
     class EpochTimer(tf.keras.callbacks.Callback):

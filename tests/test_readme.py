@@ -167,6 +167,11 @@ ALLOWLIST = {
                                              "real CLI parser; tests/test_streaming.py runs the same commands small.",
     "python benchmarks/scale.py": "benchmark reproduction (synthesizes and prepares up to 32M ratings, an hour on "
                                   "2 cores). Checked: script and flags exist.",
+    "export TF_CONFIG=": "multi-machine commands (addresses of other hosts). Checked: every TF_CONFIG in the block "
+                         "parses with tfrec's own checks and every tfrec line with the CLI parser; the same "
+                         "commands run on loopback in tests/distributed/test_multi_worker.py.",
+    "CLUSTER=": "multi-machine commands (addresses of other hosts). Checked: as the multi_worker block; the "
+                "parameter-server cluster runs in-process in tests/distributed/test_parameter_server.py.",
 }
 
 
@@ -692,6 +697,28 @@ def _check_layout(block: Block) -> None:
         assert (REPO / "tfrec" / name).exists(), f"README layout lists tfrec/{name}, which does not exist"
 
 
+def _check_distributed(block: Block) -> None:
+    from tfrec.commands import build_parser
+    from tfrec.training.distribute import read_tf_config
+
+    env: dict = {}
+    ran = 0
+    for cmd in block.commands:
+        argv = shlex.split(cmd, comments=True)
+        if argv and argv[0] == "export":
+            argv = argv[1:]
+        while argv and re.match(r"^[A-Z_]+=", argv[0]):
+            name, value = argv.pop(0).split("=", 1)
+            env[name] = re.sub(r"\$(\w+)", lambda m: env[m.group(1)], value)
+            if name == "TF_CONFIG":
+                read_tf_config({"TF_CONFIG": env[name]})  # raises ConfigError naming what is wrong
+        if argv:
+            assert argv[0] == "tfrec", f"{block}: unexpected command {cmd!r}"
+            build_parser().parse_args(argv[1:])  # raises SystemExit(2) on a wrong flag
+            ran += 1
+    assert ran >= 2 and "TF_CONFIG" in env, block
+
+
 ALLOWLIST_CHECKS = {
     "make demo": _check_make,
     "docker compose -f serving_configs/docker-compose.yml up": _check_docker,
@@ -705,6 +732,8 @@ ALLOWLIST_CHECKS = {
     "tfrec/": _check_layout,
     "tfrec data synthesize --layout ml-32m": _check_benchmarks,
     "python benchmarks/scale.py": _check_benchmarks,
+    "export TF_CONFIG=": _check_distributed,
+    "CLUSTER=": _check_distributed,
 }
 
 

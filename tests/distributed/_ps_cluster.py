@@ -21,20 +21,23 @@ import tfrec  # noqa: E402  (legacy Keras before TensorFlow)
 import tensorflow as tf  # noqa: E402
 
 spec = tf.train.ClusterSpec(cluster)
-servers = [tf.distribute.Server(spec, job_name=job, task_index=i, protocol="grpc", start=True)
+# In-process servers share this process's inter-op thread pool; with fewer cores than tasks the
+# workers deadlock waiting for threads (TensorFlow's in-process cluster recipe sets the same).
+config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=8)
+servers = [tf.distribute.Server(spec, job_name=job, task_index=i, config=config, protocol="grpc", start=True)
            for job in ("worker", "ps") for i in range(2)]
 
 sharded = {}
-real_fit = None
 
 
 def spy(model):
     """Record which of the model's variables are sharded over the ps tasks (before the copy)."""
-    from tensorflow.python.distribute.sharded_variable import ShardedVariable
+    import re
 
     for v in model.variables:
-        if isinstance(v, ShardedVariable):
-            sharded[v.name] = len(v.variables)
+        match = re.match(r"(.*)/part_(\d+)", v.name)
+        if match:
+            sharded[match.group(1)] = max(sharded.get(match.group(1), 0), int(match.group(2)) + 1)
 
 
 from tfrec.training import distribute  # noqa: E402

@@ -17,10 +17,9 @@ instead of hanging:
 
 ``TF_CONFIG`` problems -- not JSON, no ``task``, a task missing from ``cluster``, a malformed
 address, a peer that never answers -- raise :class:`tfrec.errors.ConfigError`. TensorFlow's own
-multi-worker start-up waits for every peer without a deadline, so :func:`make_strategy` guards it
-with a watchdog: if the cluster has not formed after ``connect_timeout`` seconds the process
-prints which peers do not answer and exits with status 2 (an exception cannot interrupt
-TensorFlow's C++ wait).
+multi-worker start-up waits for every peer without a deadline (in C++, beyond any Python timeout),
+so :func:`make_strategy` first waits, at most ``connect_timeout`` seconds, until every peer's port
+answers (each task answers on its own port meanwhile), and names the ones that do not.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import json
 import os
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Mapping, Optional
@@ -144,30 +142,34 @@ def wait_for_peers(config: ClusterConfig, timeout: float, jobs=None) -> None:
         time.sleep(0.5)
 
 
-class _Watchdog:
-    """Exits the process with a message if the block it guards has not finished in ``timeout`` s."""
+class _Listening:
+    """A plain TCP listener on this task's own port while it waits for its peers.
 
-    def __init__(self, config: ClusterConfig, timeout: float, what: str):
-        self.config, self.timeout, self.what = config, timeout, what
-        self._done = threading.Event()
+    Every multi_worker task checks that its peers answer before TensorFlow starts (TensorFlow's
+    start-up would wait for a missing peer forever, in C++, where no Python timeout reaches). The
+    gRPC server only opens the port inside that start-up, so each task answers on its port meanwhile;
+    the listener closes just before TensorFlow binds the same port.
+    """
+
+    def __init__(self, address: str):
+        host, _, port = address.rpartition(":")
+        self._sock = None
+        try:
+            sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host.strip("[]"), int(port)))
+            sock.listen(64)
+            self._sock = sock
+        except OSError:  # not this machine's address as written, or already bound: peers wait for TF
+            pass
 
     def __enter__(self):
-        threading.Thread(target=self._watch, daemon=True, name="tfrec-cluster-watchdog").start()
         return self
 
     def __exit__(self, *exc):
-        self._done.set()
+        if self._sock is not None:
+            self._sock.close()
         return False
-
-    def _watch(self):
-        if self._done.wait(self.timeout):
-            return
-        missing = unreachable_peers(self.config)
-        who = f"unreachable: {', '.join(missing)}" if missing else "every peer's port answers, but the cluster " \
-                                                                   "did not form (a peer with a different TF_CONFIG?)"
-        print(f"tfrec: error: {self.what} did not start within {self.timeout:g} s; TF_CONFIG peer(s) {who}",
-              file=sys.stderr, flush=True)
-        os._exit(2)
 
 
 @dataclass
@@ -189,7 +191,7 @@ class Distribution:
 
 
 def make_strategy(name: str = "none", *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                  environ: Optional[Mapping[str, str]] = None, min_shard_bytes: int = 64 << 10) -> Distribution:
+                  environ: Optional[Mapping[str, str]] = None, min_shard_bytes: int = 32 << 10) -> Distribution:
     """A :class:`Distribution` for a strategy name in :data:`STRATEGIES` (cluster from ``TF_CONFIG``).
 
     Args:
@@ -218,10 +220,9 @@ def make_strategy(name: str = "none", *, connect_timeout: float = DEFAULT_CONNEC
                               f"{', '.join(extra)} too")
         if config.task_type not in ("chief", "worker"):
             raise ConfigError(f"multi_worker: this task is {config.task_type!r}; expected a worker or the chief")
-        with _Watchdog(config, connect_timeout, "the multi_worker cluster"):
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-            # The first collective is where a missing peer shows: keep it under the watchdog too.
-            strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+        with _Listening(config.address):
+            wait_for_peers(config, connect_timeout)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return Distribution(name, strategy, config)
     # parameter_server
     for job in ("chief", "worker", "ps"):
@@ -236,8 +237,7 @@ def make_strategy(name: str = "none", *, connect_timeout: float = DEFAULT_CONNEC
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
         min_shard_bytes=min_shard_bytes, max_shards=config.num_tasks("ps"))
-    with _Watchdog(config, connect_timeout, "the parameter-server cluster"):
-        strategy = tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+    strategy = tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
     return Distribution(name, strategy, config)
 
 
