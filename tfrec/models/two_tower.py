@@ -33,7 +33,8 @@ from tfrec.models.towers import (  # noqa: F401  (QUERY_/CANDIDATE_FEATURES re-e
 class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
     """Two-tower retrieval: ``score(u, i) = <query(u), candidate(i)> / temperature``.
 
-    Trained with ``tfrs.tasks.Retrieval`` (in-batch softmax over the other items of the batch),
+    Trained with TFRS's retrieval loss (in-batch softmax over the other items of the batch; under a
+    ``tf.distribute`` strategy over the whole global batch, see :mod:`tfrec.models.retrieval`),
     with ``remove_accidental_hits`` (an item that is a positive elsewhere in the batch is not a
     negative), the logQ correction (subtracting log sampling probability, here the item's share
     of training interactions, so popular items are not over-penalised as in-batch negatives), and

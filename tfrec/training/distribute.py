@@ -235,8 +235,15 @@ def make_strategy(name: str = "none", *, connect_timeout: float = DEFAULT_CONNEC
     wait_for_peers(config, connect_timeout, jobs=("worker", "ps"))
     os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")  # a lost worker fails its step, not the run
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+    by_size = tf.distribute.experimental.partitioners.MinSizePartitioner(
         min_shard_bytes=min_shard_bytes, max_shards=config.num_tasks("ps"))
+
+    def partitioner(shape, dtype, axis=0):
+        # String variables (side tables) stay whole: a sliced string variable cannot be restored.
+        if dtype == tf.string:
+            return [1] * len(shape)
+        return by_size(shape, dtype, axis)
+
     strategy = tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
     return Distribution(name, strategy, config)
 
