@@ -103,6 +103,7 @@ def test_cli_unreachable_multi_worker_peer_fails_within_the_timeout(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_global_retrieval_two_replicas_step_like_one_process_with_the_whole_batch():
     """One SGD step on 2 replicas of B/2 equals one step on 1 replica of B (weights to ~1e-5)."""
     script = Path(__file__).parent / "_replica_step.py"

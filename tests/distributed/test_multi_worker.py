@@ -34,6 +34,7 @@ def _job(tmp_path: Path, name: str, out: Path, backup: Path):
     return [(f"{name}-worker{i}", argv, C.env_with(TF_CONFIG=C.tf_config(cluster, "worker", i))) for i in range(2)]
 
 
+@pytest.mark.slow
 def test_two_workers_kill_resume_learn_and_export(tmp_path):
     import tfrec
 

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 import _cluster as C  # noqa: E402
 
@@ -15,6 +17,7 @@ HYPER = {"ensemble_size": 1, "embedding_dim": 64, "layer_sizes": [32], "batch_si
          "validation_fraction": 0.0}
 
 
+@pytest.mark.slow
 def test_parameter_server_cluster_trains_shards_embeddings_and_exports_plain(tmp_path):
     import tfrec
     from tfrec.export import export_model

@@ -37,6 +37,8 @@ from tfrec.errors import ConfigError
 STRATEGIES = ("none", "mirrored", "multi_worker", "parameter_server")
 #: seconds a distributed process waits for its peers before giving up (``--connect-timeout``).
 DEFAULT_CONNECT_TIMEOUT = 120.0
+#: seconds without a heartbeat before a multi_worker peer is declared dead (TensorFlow's default: 10).
+DEFAULT_HEARTBEAT_TIMEOUT = 120.0
 _JOBS = ("chief", "worker", "ps", "evaluator")
 
 
@@ -190,8 +192,26 @@ class Distribution:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
 
+def _configure_coordination(config: ClusterConfig, heartbeat_timeout: float) -> None:
+    """The coordination service MultiWorkerMirroredStrategy would configure, with a longer heartbeat.
+
+    TensorFlow's default declares a worker dead after 10 s without a heartbeat, which a busy
+    machine (tracing, evaluation on the chief) exceeds and which then aborts the whole job.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=config.num_tasks(job))
+            for job in ("chief", "worker") if config.num_tasks(job)]
+    leader = "chief" if config.num_tasks("chief") else "worker"
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{leader}/replica:0/task:0",
+        heartbeat_timeout_in_ms=int(heartbeat_timeout * 1000), coordinated_jobs=jobs)
+
+
 def make_strategy(name: str = "none", *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                  environ: Optional[Mapping[str, str]] = None, min_shard_bytes: int = 32 << 10) -> Distribution:
+                  environ: Optional[Mapping[str, str]] = None, min_shard_bytes: int = 32 << 10,
+                  heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT) -> Distribution:
     """A :class:`Distribution` for a strategy name in :data:`STRATEGIES` (cluster from ``TF_CONFIG``).
 
     Args:
@@ -199,6 +219,8 @@ def make_strategy(name: str = "none", *, connect_timeout: float = DEFAULT_CONNEC
       connect_timeout: seconds to wait for the peers before failing (see the module docstring).
       environ: where ``TF_CONFIG`` is read (default ``os.environ``; must be the process
         environment for the strategies TensorFlow builds from it).
+      heartbeat_timeout: multi_worker: seconds without a heartbeat before a worker counts as dead
+        (and the job stops with an error on every worker).
       min_shard_bytes: parameter server: a variable is split over the ps tasks only when every
         shard would hold at least this many bytes (embedding tables are; small kernels are not).
     """
@@ -222,6 +244,7 @@ def make_strategy(name: str = "none", *, connect_timeout: float = DEFAULT_CONNEC
             raise ConfigError(f"multi_worker: this task is {config.task_type!r}; expected a worker or the chief")
         with _Listening(config.address):
             wait_for_peers(config, connect_timeout)
+        _configure_coordination(config, heartbeat_timeout)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return Distribution(name, strategy, config)
     # parameter_server
