@@ -99,14 +99,17 @@ def _traffic(model, args) -> dict:
     batch = args.batch_size
     dense = sparse_rows = 0
     emb_dim = args.embedding_dim
+    # tfrec's DenseGradientAdam turns embedding gradients into dense tables before they are reduced.
+    dense_embeddings = type(getattr(model, "optimizer", None)).__name__ == "DenseGradientAdam"
     for v in model.trainable_variables:
         size = int(np.prod(v.shape)) * 4
-        if "embedding" in v.name:
+        if "embedding" in v.name and not dense_embeddings:
             continue
         dense += size
-    # Embedding rows a step touches: user, item, history (20 per example) and side features; the
-    # unique count is at most the batch's share of the rows, bounded by the table.
-    per_example_rows = 2 + model.history_length + 4 + 3  # ids, history, user side, genres (<= 3)
+    if dense_embeddings and args.strategy == "multi_worker":
+        per_example_rows = 0  # no sparse all-gather: the tables are all-reduced whole
+    else:  # rows a step looks up (sent one per lookup): user, item, history, user side, genres (<= 3)
+        per_example_rows = 2 + model.history_length + 4 + 3
     sparse_rows = batch * per_example_rows
     row_bytes = emb_dim * 4 + 8  # values + int64 index
     out_dim = model.output_dim
