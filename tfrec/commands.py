@@ -48,7 +48,8 @@ def _hyperparameter(value: str):
 
 def _add_dataset_args(p: argparse.ArgumentParser, default: str = "ml-100k") -> None:
     p.add_argument("--dataset", default=default,
-                   help="ml-100k, ml-1m, ml-latest-small, ml-latest, ml-25m, ml-32m or synthetic (default: %(default)s)")
+                   help="ml-100k, ml-1m, ml-latest-small, ml-latest, ml-25m, ml-32m, synthetic, or a folder holding "
+                        "schema.json and the CSV/Parquet files it names (default: %(default)s)")
     p.add_argument("--data-dir", default=None,
                    help="folder holding <dataset>/ (or the dataset folder itself); else $TFREC_DATA_DIR, else the "
                         "download cache")
@@ -60,9 +61,9 @@ def _print_json(obj) -> None:
 
 # ------------------------------------------------------------------------------------------------ data
 def _cmd_data_describe(args) -> int:
-    from tfrec.training import resolve_dataset
+    from tfrec.data import open_dataset
 
-    data = resolve_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    data = open_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     summary = data.describe()
     if args.json:
         _print_json(summary)
@@ -70,6 +71,21 @@ def _cmd_data_describe(args) -> int:
         from tfrec.reports.dataset_summary import format_summary
 
         print(format_summary(summary))
+    return 0
+
+
+def _cmd_data_schema(args) -> int:
+    from tfrec.data import infer_schema
+    from tfrec.utils.io import atomic_write_text
+
+    schema = infer_schema(args.files, name=args.name)
+    text = json.dumps(schema, indent=2) + "\n"
+    if args.output:
+        atomic_write_text(args.output, text)
+        print(f"wrote {args.output}; check the column roles and feature types, then "
+              f"`tfrec data describe --dataset {Path(args.output).parent}`", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -82,10 +98,11 @@ def _cmd_data_download(args) -> int:
 
 
 def _cmd_data_split(args) -> int:
-    from tfrec.training import make_split, resolve_dataset
+    from tfrec.data import open_dataset
+    from tfrec.training import make_split
     from tfrec.utils.io import atomic_write_text
 
-    data = resolve_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    data = open_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     train, val, test = make_split(data.ratings, args.split, test_fraction=args.test_fraction, seed=args.seed)
     out = Path(args.output)
     parts = {"train": train, "test": test}
@@ -247,14 +264,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     # data
-    p_data = sub.add_parser("data", help="describe, download, split, prepare or synthesize a dataset")
+    p_data = sub.add_parser("data", help="describe, infer a schema for, download, split, prepare or synthesize a "
+                                         "dataset")
     data_sub = p_data.add_subparsers(dest="data_command", metavar="ACTION")
     data_sub.required = True
-    p = data_sub.add_parser("describe", help="counts, rating histogram, sparsity, top genres")
+    p = data_sub.add_parser("describe", help="counts, rating histogram, sparsity, top genres / feature values")
     _add_dataset_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed for --dataset synthetic")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_data_describe)
+    p = data_sub.add_parser("schema", help="print a starter schema.json inferred from CSV/Parquet files")
+    p.add_argument("files", nargs="+", help="the interactions file and (optional) item / user tables")
+    p.add_argument("--name", default=None, help="dataset name (default: the first file's folder name)")
+    p.add_argument("--output", default=None, help="write it here (e.g. DIR/schema.json) instead of stdout")
+    p.set_defaults(func=_cmd_data_schema)
     p = data_sub.add_parser("download", help="download a MovieLens zip into the cache ($TFREC_CACHE)")
     p.add_argument("name", help="dataset name, e.g. ml-100k")
     p.add_argument("--cache-dir", default=None, help="cache folder (default $TFREC_CACHE or ~/.cache/tfrec)")

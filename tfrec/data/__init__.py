@@ -1,12 +1,15 @@
-"""Data: MovieLens loaders, synthetic data, splits, vocabularies, tf.data pipelines, sampling.
+"""Data: your own datasets (schema.json + CSV/Parquet), MovieLens loaders, synthetic data, splits, vocabularies, tf.data pipelines, sampling.
 
 Importing this package does not import TensorFlow; the pipeline builders import it when called.
 """
 
-from tfrec.data.dataset import MovieLensData
+from tfrec.data.dataset import InteractionData, MovieLensData
 from tfrec.data.movielens import DATASETS, download_movielens, find_movielens, load_movielens
 from tfrec.data.pipelines import PIPELINES, generator_dataset, make_dataset, output_signature, tensor_dataset
 from tfrec.data.sampling import sample_negatives
+from tfrec.data.infer import infer_schema
+from tfrec.data.own import iter_interactions, load_dataset, open_dataset
+from tfrec.data.schema import FEATURE_TYPES, Schema
 from tfrec.data.splits import (
     cold_start_user_split,
     filter_min_interactions,
@@ -20,6 +23,9 @@ from tfrec.data.vocab import Vocabulary, fit_vocabularies, load_vocabularies, sa
 
 __all__ = [
     "DATASETS",
+    "FEATURE_TYPES",
+    "InteractionData",
+    "Schema",
     "MovieLensData",
     "PIPELINES",
     "Vocabulary",
@@ -29,10 +35,14 @@ __all__ = [
     "find_movielens",
     "fit_vocabularies",
     "generator_dataset",
+    "infer_schema",
+    "iter_interactions",
+    "load_dataset",
     "leave_last_out_split",
     "load_movielens",
     "load_vocabularies",
     "make_dataset",
+    "open_dataset",
     "output_signature",
     "random_split",
     "sample_negatives",

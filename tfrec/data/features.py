@@ -124,3 +124,98 @@ def feature_frame(
         out[GENRES] = [g if isinstance(g, list) else empty for g in j[GENRES]]
         out[YEAR] = j[YEAR].fillna(0).astype(np.int64).to_numpy()
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Side features of your own data (a schema.json), typed by the schema rather than named up front.
+#
+# A schema dataset's side tables (see tfrec.data.schema) carry their feature types in
+# ``frame.attrs["feature_types"]`` ({column: "categorical" | "multi_categorical" | "numeric" |
+# "text"}), so every consumer -- vocabularies, pipelines, model side tables, exports -- reads them
+# from the table it is given. Models store the fitted specs (tfrec.data.vocab.fit_side_features)
+# in their config, so a model rebuilt from its config needs no schema.
+
+FEATURE_TYPES_ATTR = "feature_types"
+#: at most this many values of a multi_categorical feature (and tokens of a text one) per row.
+MAX_VALUES = 16
+TEXT_PATTERN = r"[^\pL\pN]+"  # RE2 (in-graph): runs of anything but letters and digits
+
+
+def feature_types(table: Optional[pd.DataFrame]) -> Optional[dict]:
+    """``{feature: type}`` of a schema dataset's side table, or None for MovieLens-layout tables."""
+    if table is None:
+        return None
+    types = table.attrs.get(FEATURE_TYPES_ATTR)
+    return dict(types) if types is not None else None
+
+
+def with_feature_types(table: Optional[pd.DataFrame], types: dict) -> Optional[pd.DataFrame]:
+    """``table`` with its feature types attached (in place; returned for chaining)."""
+    if table is not None:
+        table.attrs[FEATURE_TYPES_ATTR] = dict(types)
+    return table
+
+
+def is_schema_data(items: Optional[pd.DataFrame], users: Optional[pd.DataFrame]) -> bool:
+    """True when the side tables come from a schema.json dataset (typed features)."""
+    return feature_types(items) is not None or feature_types(users) is not None
+
+
+def tokenize(text) -> list:
+    """Lower-cased tokens of ``text``: runs of letters and digits (what the in-graph TextPooling does)."""
+    import re
+
+    return [t for t in re.split(r"[\W_]+", str(text).lower()) if t][:MAX_VALUES]
+
+
+def values_of(table: pd.DataFrame, name: str, kind: str) -> list:
+    col = table[name]
+    if kind == "multi_categorical":
+        return [str(v) for vs in col for v in (vs if isinstance(vs, (list, tuple, np.ndarray)) else [])]
+    if kind == "text":
+        return [t for v in col for t in tokenize(v)]
+    return [str(v) for v in col]
+
+
+def side_specs(items: Optional[pd.DataFrame], users: Optional[pd.DataFrame]) -> dict:
+    """``{feature: {"side": "user"|"item", "type": ..., ["length": L]}}`` of typed side tables.
+
+    ``length`` (multi_categorical only) is the longest list in the table, at most ``MAX_VALUES``:
+    the width the pipelines pad to and the models' side tables hold.
+    """
+    specs = {}
+    for side, table in (("user", users), ("item", items)):
+        for name, kind in (feature_types(table) or {}).items():
+            spec = {"side": side, "type": kind}
+            if kind == "multi_categorical":
+                longest = max((len(v) for v in table[name] if isinstance(v, (list, tuple, np.ndarray))), default=1)
+                spec["length"] = int(min(max(longest, 1), MAX_VALUES))
+            specs[name] = spec
+    return specs
+
+
+def side_values(table: Optional[pd.DataFrame], key: str, specs: dict, side: str, ids) -> dict:
+    """Model-ready per-row values of the ``side`` features for ``ids`` (missing rows: neutral).
+
+    categorical / text: object str arrays (``""`` missing); multi_categorical: object [n, length]
+    padded with ``""``; numeric: float32 (NaN missing).
+    """
+    ids = np.asarray(ids, dtype=object)
+    out = {}
+    names = [n for n, s in specs.items() if s["side"] == side]
+    if not names:
+        return out
+    if table is not None:
+        joined = table.drop_duplicates(key).set_index(table[key].astype(str).to_numpy(dtype=object)).reindex(ids)
+    for name in names:
+        spec = specs[name]
+        col = joined[name] if table is not None and name in table.columns else pd.Series([None] * len(ids))
+        if spec["type"] == "numeric":
+            out[name] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32)
+        elif spec["type"] == "multi_categorical":
+            n = spec["length"]
+            rows = [([str(x) for x in v][:n] if isinstance(v, (list, tuple, np.ndarray)) else []) for v in col]
+            out[name] = np.array([r + [PAD] * (n - len(r)) for r in rows], dtype=object).reshape(len(ids), n)
+        else:
+            out[name] = np.array(["" if not isinstance(v, str) else v for v in col], dtype=object)
+    return out

@@ -120,6 +120,8 @@ def feature_columns(ratings: pd.DataFrame, items: Optional[pd.DataFrame] = None,
         if col in present and ratings[col].isna().any():
             row = int(np.flatnonzero(ratings[col].isna().to_numpy())[0])
             raise DataError(f"ratings column {col!r} has a missing value at row {row}")
+    if F.is_schema_data(items, users):
+        return _schema_columns(base, ratings, present, items, users, features, label_key)
     joined = F.feature_frame(base, items=items, users=users)
     drop = [c for c in (F.RATING, F.TIMESTAMP) if c not in present]
     joined = joined.drop(columns=drop)
@@ -141,12 +143,51 @@ def feature_columns(ratings: pd.DataFrame, items: Optional[pd.DataFrame] = None,
             cols[name] = values.to_numpy(dtype=np.int64)
         else:
             cols[name] = values.to_numpy(dtype=np.float32)
+    _check_missing(keep, cols)
+    return cols
+
+
+def _check_missing(keep, cols) -> None:
     if keep is not None:
         missing = sorted(keep - set(cols))
         if missing:
             raise ConfigError(f"feature(s) {missing} are not available here (have {list(cols)}); pass users= "
                               "for user features, items= for item features")
+
+
+def _schema_columns(base, ratings, present, items, users, features, label_key) -> dict:
+    """:func:`feature_columns` for a schema.json dataset: its own feature names and types."""
+    specs = F.side_specs(items, users)
+    keep = None
+    if features is not None:
+        wanted = {features} if isinstance(features, str) else set(features)
+        unknown = sorted(wanted - set(_ORDER[:4]) - {LABEL} - set(specs))
+        if unknown:
+            raise ConfigError(f"unknown feature name(s) {unknown}; this dataset has "
+                              f"{', '.join(list(_ORDER[:4]) + list(specs))}")
+        keep = wanted | ({label_key} if label_key else set())
+    cols = {F.USER_ID: base[F.USER_ID].astype(str).to_numpy(dtype=object),
+            F.ITEM_ID: base[F.ITEM_ID].astype(str).to_numpy(dtype=object)}
+    if F.RATING in present:
+        cols[F.RATING] = base[F.RATING].to_numpy(dtype=np.float32)
+    if F.TIMESTAMP in present:
+        cols[F.TIMESTAMP] = base[F.TIMESTAMP].to_numpy(dtype=np.int64)
+    cols.update(F.side_values(users, F.USER_ID, specs, "user", cols[F.USER_ID]))
+    cols.update(F.side_values(items, F.ITEM_ID, specs, "item", cols[F.ITEM_ID]))
+    if LABEL in present:
+        cols[LABEL] = ratings[LABEL].to_numpy(dtype=np.float32)
+    if keep is not None:
+        cols = {k: v for k, v in cols.items() if k in keep}
+    _check_missing(keep, cols)
     return cols
+
+
+def column_spec(name: str, values: np.ndarray):
+    """The ``tf.TensorSpec`` of one example of a column (dtype and shape from the array)."""
+    import tensorflow as tf
+
+    dtype = tf.string if values.dtype == object else tf.int64 if values.dtype.kind in "iu" else tf.float32
+    return tf.TensorSpec(shape=values.shape[1:], dtype=dtype, name=name)
 
 
 def _check_args(batch_size, label_key, cols, seed, shuffle_buffer) -> None:
@@ -195,7 +236,7 @@ def tensor_dataset(ratings: pd.DataFrame, *, items: Optional[pd.DataFrame] = Non
     cols = feature_columns(ratings, items=items, users=users, features=features, label_key=label_key)
     _check_args(batch_size, label_key, cols, seed, shuffle_buffer)
     ds = tf.data.Dataset.from_tensor_slices(
-        {k: tf.constant(v, dtype=_spec(k).dtype) for k, v in cols.items()})
+        {k: tf.constant(v, dtype=column_spec(k, v).dtype) for k, v in cols.items()})
     return _finish(ds, n=len(ratings), batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache,
                    drop_remainder=drop_remainder, label_key=label_key, repeat=repeat, shuffle_buffer=shuffle_buffer)
 
@@ -204,9 +245,9 @@ def _python_rows(cols: dict) -> tuple[list, list]:
     """Columns as Python lists (UTF-8 bytes for strings), the cheapest things to yield."""
     names, lists = [], []
     for name, values in cols.items():
-        if name == F.GENRES:
+        if values.dtype == object and values.ndim == 2:
             lists.append([[g.encode("utf-8") for g in row] for row in values.tolist()])
-        elif name in _STRING:
+        elif values.dtype == object:
             lists.append([s.encode("utf-8") for s in values.tolist()])
         else:
             lists.append(values.tolist())
@@ -230,7 +271,7 @@ def generator_dataset(ratings: pd.DataFrame, *, items: Optional[pd.DataFrame] = 
 
     cols = feature_columns(ratings, items=items, users=users, features=features, label_key=label_key)
     _check_args(batch_size, label_key, cols, seed, shuffle_buffer)
-    signature = {name: _spec(name) for name in cols}
+    signature = {name: column_spec(name, values) for name, values in cols.items()}
     # Pre-convert once; every pass of the generator then only zips lists (no pandas, no numpy
     # scalar boxing per example).
     names, lists = _python_rows(cols)

@@ -110,10 +110,11 @@ def fit_vocabularies(train: pd.DataFrame, items: Optional[pd.DataFrame] = None,
     """Vocabularies for every string feature, from the training split only.
 
     Returns ``{"user_id", "item_id"}`` plus ``gender``, ``occupation``, ``zip`` (prefix) when
-    ``users`` is given and ``genres`` when ``items`` is given. Side-table values are restricted to
+    ``users`` is given and ``genres`` when ``items`` is given; for a schema.json dataset's typed
+    side tables, one per categorical / multi_categorical / text (tokens) feature instead. Side-table values are restricted to
     users/items present in ``train`` so nothing about held-out users leaks in.
     """
-    from tfrec.data.features import user_feature_table
+    from tfrec.data.features import is_schema_data, user_feature_table
 
     for col in ("user_id", "item_id"):
         if col not in train.columns:
@@ -122,6 +123,9 @@ def fit_vocabularies(train: pd.DataFrame, items: Optional[pd.DataFrame] = None,
         "user_id": Vocabulary.fit(train["user_id"]),
         "item_id": Vocabulary.fit(train["item_id"]),
     }
+    if is_schema_data(items, users):  # your own data: one vocabulary per non-numeric schema feature
+        out.update(fit_side_features(train, items, users)[1])
+        return out
     if users is not None:
         table = user_feature_table(users)
         table = table[table.index.isin(set(train["user_id"].astype(str)))]
@@ -132,6 +136,32 @@ def fit_vocabularies(train: pd.DataFrame, items: Optional[pd.DataFrame] = None,
         genres = [g for iid, gs in zip(items["item_id"].astype(str), items["genres"]) if iid in seen for g in gs]
         out["genres"] = Vocabulary.fit(genres)
     return out
+
+
+def fit_side_features(train: pd.DataFrame, items: Optional[pd.DataFrame],
+                      users: Optional[pd.DataFrame]) -> tuple:
+    """Fitted specs and vocabularies of a schema dataset's side features, from the training split.
+
+    Returns ``(specs, vocabularies)``: ``specs`` is :func:`tfrec.data.features.side_specs` plus ``"mean"``/``"std"`` of
+    each numeric feature (JSON, what models keep in their config); ``vocabularies`` is
+    ``{feature: Vocabulary}`` for categorical, multi_categorical and text (tokens) features. Only
+    users/items present in ``train`` count, so nothing about held-out rows leaks in.
+    """
+    from tfrec.data.features import ITEM_ID, USER_ID, side_specs, values_of
+
+    specs = side_specs(items, users)
+    vocabs = {}
+    for name, spec in specs.items():
+        table, key = (users, USER_ID) if spec["side"] == "user" else (items, ITEM_ID)
+        seen = table[table[key].astype(str).isin(set(train[key].astype(str)))]
+        if spec["type"] == "numeric":
+            x = pd.to_numeric(seen[name], errors="coerce").to_numpy(dtype=np.float64)
+            x = x[np.isfinite(x)]
+            spec["mean"] = float(x.mean()) if len(x) else 0.0
+            spec["std"] = float(x.std()) if len(x) > 1 and x.std() > 0 else 1.0
+        else:
+            vocabs[name] = Vocabulary.fit(values_of(seen, name, spec["type"]))
+    return specs, vocabs
 
 
 def save_vocabularies(vocabularies: dict, path) -> Path:

@@ -1,4 +1,5 @@
-"""Feature layers shared by the feature-aware models (FM, Wide & Deep, TwoTower).
+"""Feature layers shared by the feature-aware models (FM, Wide & Deep, TwoTower): MovieLens's
+named features and the typed features of your own schema.json datasets.
 
 Each layer maps raw feature tensors (strings / int64 as in the pipelines) to dense tensors and
 owns its lookups, so models exported from them accept raw values.
@@ -119,4 +120,94 @@ def side_feature_layers(vocabularies: dict, dim: int, seed: int, prefix: str = "
     if F.GENRES in vocabularies:
         layers[F.GENRES] = GenrePooling(vocabularies[F.GENRES], dim, seed=seed, name=f"{prefix}genres")
         layers[F.YEAR] = CategoricalEmbedding([], dim, seed=seed, bucket_boundaries=YEAR_BUCKETS, name=f"{prefix}year")
+    return layers
+
+
+class NumericFeature(tf.keras.layers.Layer):
+    """A numeric feature standardised with training statistics, plus a missing indicator, projected.
+
+    Input: float32 [batch] (NaN = missing). Computes ``[(x - mean) / std, isnan(x)]`` (0 for the
+    standardised value when missing) and a linear map of that pair to ``dim``. Output: [batch, dim].
+
+    Args:
+      mean, std: statistics of the training split (``std`` > 0).
+      dim: output size.
+    """
+
+    def __init__(self, mean: float, std: float, dim: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std, self.dim, self.seed = float(mean), float(std) or 1.0, int(dim), int(seed)
+        self.project = tf.keras.layers.Dense(
+            self.dim, name=f"{self.name}_dense",
+            kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=self.seed))
+
+    def call(self, values):
+        x = tf.cast(tf.reshape(values, [-1]), tf.float32)
+        missing = tf.math.is_nan(x)
+        z = tf.where(missing, tf.zeros_like(x), (x - self.mean) / self.std)
+        return self.project(tf.stack([z, tf.cast(missing, tf.float32)], axis=-1))
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std, "dim": self.dim, "seed": self.seed}
+
+
+class TextPooling(tf.keras.layers.Layer):
+    """Mean of token embeddings of a free-text feature, tokenised in-graph with stock TF string ops.
+
+    Input: tf.string [batch]. Lower-cases (UTF-8), splits on runs of anything but letters and
+    digits (:data:`tfrec.data.features.TEXT_PATTERN`), keeps the first ``max_tokens`` tokens and
+    averages their embeddings (unknown tokens share the OOV row). Output: [batch, dim] (zeros for
+    empty text). The ops (StringLower, StaticRegexReplace, StringSplitV2, LookupTableFindV2) are
+    all core TensorFlow, so an exported model runs under TF Serving without tf-text.
+
+    Args:
+      vocabulary: known tokens (from :func:`tfrec.data.features.tokenize` over training items).
+      dim: embedding size.
+      max_tokens: tokens kept per text.
+    """
+
+    def __init__(self, vocabulary: Sequence[str], dim: int, max_tokens: int = F.MAX_VALUES, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = list(vocabulary)
+        self.dim, self.max_tokens, self.seed = int(dim), int(max_tokens), int(seed)
+        self.pooling = GenrePooling(self.vocabulary, self.dim, seed=self.seed, name=f"{self.name}_tokens")
+
+    def tokens(self, text):
+        text = tf.strings.lower(tf.reshape(text, [-1]), encoding="utf-8")
+        text = tf.strings.strip(tf.strings.regex_replace(text, F.TEXT_PATTERN, " "))
+        ragged = tf.strings.split(text)
+        return ragged.to_tensor(default_value=F.PAD, shape=[None, self.max_tokens])
+
+    def call(self, text):
+        return self.pooling(self.tokens(text))
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "dim": self.dim,
+                "max_tokens": self.max_tokens, "seed": self.seed}
+
+
+def schema_feature_layers(specs: dict, vocabularies: dict, dim: int, seed: int, prefix: str = "",
+                          side: Optional[str] = None) -> dict:
+    """One layer per feature of a schema.json dataset (``specs`` from
+    :func:`tfrec.data.vocab.fit_side_features`), optionally only the ``side`` ("user"/"item") ones.
+
+    categorical -> :class:`CategoricalEmbedding`; multi_categorical -> :class:`GenrePooling` (a
+    pooled embedding over the padded list); numeric -> :class:`NumericFeature`; text ->
+    :class:`TextPooling`. Each maps the raw feature tensor to [batch, dim].
+    """
+    layers = {}
+    for name, spec in specs.items():
+        if side is not None and spec["side"] != side:
+            continue
+        kind, lname = spec["type"], f"{prefix}{name}"
+        if kind != "numeric" and not vocabularies.get(name):
+            continue  # no value seen in training: the feature carries nothing to learn from
+        if kind == "categorical":
+            layers[name] = CategoricalEmbedding(vocabularies.get(name, []), dim, seed=seed, name=lname)
+        elif kind == "multi_categorical":
+            layers[name] = GenrePooling(vocabularies.get(name, []), dim, seed=seed, name=lname)
+        elif kind == "numeric":
+            layers[name] = NumericFeature(spec["mean"], spec["std"], dim, seed=seed, name=lname)
+        else:
+            layers[name] = TextPooling(vocabularies.get(name, []), dim, seed=seed, name=lname)
     return layers
