@@ -133,6 +133,7 @@ RUN = {
     "tfrec serve --model_config_file serving_configs/models.config --rest_api_port 8501 --enable_batching":
         "test_local_server_block",
     "import tensorflow as tf": "test_load_export_in_plain_tensorflow",
+    'python -c "from tfrec.data.examples import write_shop_dataset': "test_own_data_block",
 }
 
 # marker prefix -> why the block is not run as written (each still gets a cheap static check in
@@ -172,6 +173,8 @@ ALLOWLIST = {
                          "commands run on loopback in tests/distributed/test_multi_worker.py.",
     "CLUSTER=": "multi-machine commands (addresses of other hosts). Checked: as the multi_worker block; the "
                 "parameter-server cluster runs in-process in tests/distributed/test_parameter_server.py.",
+    "{": "an example schema.json, not a command. Checked: it parses and validates as a tfrec Schema and names "
+         "the files and features of the shop the `Your own data` block writes.",
 }
 
 
@@ -335,7 +338,9 @@ def _json_out(out: str):
 
 
 def check_describe(cmd, out, ws):
-    if "--json" in cmd:
+    if "--dataset shop" in cmd:  # the "Your own data" block's made-up shop
+        assert "ratings: 3,600" in out and "implicit feedback" in out and "item feature title (text)" in out, out
+    elif "--json" in cmd:
         summary = _json_out(out)
         assert summary["n_ratings"] == 100_000 and summary["n_users"] == 943, summary
     else:
@@ -347,7 +352,9 @@ def check_train_json(cmd, out, ws):
     assert metrics["fit_seconds"] > 0 and "hyperparameters" in metrics
     if " mf " in f" {cmd} ":
         assert 0.8 < metrics["rmse"] < 1.0 and 0.6 < metrics["mae"] < 0.85, metrics
-    if "two_tower" in cmd:
+    if "--dataset shop" in cmd:
+        assert 0.0 < metrics["full"]["ndcg@10"] < 1.0 and metrics["full"]["n_users"] == 300, metrics
+    elif "two_tower" in cmd:
         assert 0.0 < metrics["full"]["ndcg@10"] < 1.0 and metrics["full"]["n_users"] == 943, metrics
         assert 0.0 < metrics["sampled_100"]["hr@10"] <= 1.0
     if "--output" in cmd:
@@ -371,6 +378,9 @@ def check_export(cmd, out, ws):
     assert paths, out
     for p in paths:
         assert (ws.cwd / p / "saved_model.pb").is_file(), p
+    if "--name shop" in cmd:
+        card = json.loads((ws.cwd / paths[0] / "assets.extra" / "model_card.json").read_text())
+        assert card["signatures"]["recommend_new_user"]["inputs"] == ["age", "country"], card["signatures"]
     if "two_tower" in cmd:
         assert any("two_tower_bruteforce/" in p for p in paths) and any(re.search(r"two_tower/\d+$", p) for p in paths)
 
@@ -401,7 +411,20 @@ def check_curl(cmd, out, ws):
         raise AssertionError(f"no output check for README command {cmd!r}")
 
 
+def check_data_schema(cmd, out, ws):
+    from tfrec.data import Schema
+
+    schema = Schema.from_dict(_json_out(out))
+    assert schema.interactions.user_id == "customer" and schema.item_features["tags"] == "multi_categorical", out
+
+
+def check_example_written(cmd, out, ws):
+    assert (ws.cwd / "shop" / "schema.json").is_file() and (ws.cwd / "shop" / "events.csv").is_file()
+
+
 OUTPUT_CHECKS = [
+    (r"^python -c \"from tfrec.data.examples import", check_example_written),
+    (r"^tfrec data schema\b", check_data_schema),
     (r"^tfrec data describe\b", check_describe),
     (r"^tfrec train \S+ .*--json", check_train_json),
     (r"^tfrec evaluate\b", check_evaluate),
@@ -719,7 +742,17 @@ def _check_distributed(block: Block) -> None:
     assert ran >= 2 and "TF_CONFIG" in env, block
 
 
+def _check_schema_example(block: Block) -> None:
+    from tfrec.data import Schema
+
+    schema = Schema.from_dict(json.loads(block.text))
+    shop = schema.to_dict()
+    assert shop["interactions"]["path"] == "events.csv" and schema.items.path == "products.csv"
+    assert schema.user_features == {"country": "categorical", "age": "numeric"}
+
+
 ALLOWLIST_CHECKS = {
+    "{": _check_schema_example,
     "make demo": _check_make,
     "docker compose -f serving_configs/docker-compose.yml up": _check_docker,
     "python benchmarks/ranking.py": _check_benchmarks,
@@ -741,3 +774,12 @@ ALLOWLIST_CHECKS = {
 def test_allowlisted_block(prefix):
     assert ALLOWLIST[prefix].strip(), "an allowlist entry needs a reason"
     ALLOWLIST_CHECKS[prefix](find_block(prefix))
+
+
+@pytest.mark.slow
+def test_own_data_block(ml100k_dir, tmp_path):
+    """The "Your own data" block: write the made-up shop, infer a schema, describe, train the two-tower
+    and popularity on it, export (the two-tower gets the documented ``--epochs 1``)."""
+    ws = make_workspace(tmp_path, "repo", ml100k_dir)
+    done = run_shell_block(ws, find_block('python -c "from tfrec.data.examples import'), port=str(_free_port()))
+    assert [c for c, _ in done] == find_block('python -c "from tfrec.data.examples import').commands

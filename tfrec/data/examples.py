@@ -7,8 +7,9 @@ Neither is MovieLens-shaped; both are generated (``synthetic`` in spirit: never 
   Each customer prefers two brands and a price band, so item features and history carry signal
   that popularity does not.
 * :func:`write_ratings_dataset` -- explicit 1-5 ratings of recipes by cooks with numeric user
-  features (experience, spice tolerance) and a cuisine + ingredients per recipe; the rating
-  depends on the cook's spice tolerance against the recipe's heat and a cuisine preference.
+  features (experience, spice tolerance) and a cuisine + ingredients per recipe; which recipes a
+  cook rates and how depend on the cook's spice tolerance against the recipe's heat and a
+  favourite cuisine.
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def write_ratings_dataset(folder, *, fmt: str = "csv", n_cooks: int = 250, n_rec
     rows = []
     t0 = 1_600_000_000
     for u in range(n_cooks):
-        # Cooks mostly pick recipes of their favourite cuisine, and rate by heat against tolerance.
-        p = np.where(cuisine == favourite[u], 6.0, 1.0)
+        # Cooks mostly pick recipes of their favourite cuisine near their spice tolerance, and rate
+        # by heat against tolerance: the user features say something about what a cook picks.
+        p = np.where(cuisine == favourite[u], 6.0, 1.0) * np.exp(-4.0 * np.abs(heat - tolerance[u]))
         picked = rng.choice(n_recipes, ratings_per_cook, replace=False, p=p / p.sum())
         for j, t in zip(picked, np.sort(rng.integers(0, 365 * 86400, ratings_per_cook))):
             score = 3.6 - 3.0 * abs(heat[j] - tolerance[u]) + 0.8 * (cuisine[j] == favourite[u]) + rng.normal(0, 0.4)

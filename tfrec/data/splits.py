@@ -27,6 +27,9 @@ def _check_ratings(ratings: pd.DataFrame, need_timestamp: bool = False) -> None:
         raise DataError(f"expected a ratings DataFrame, got {type(ratings).__name__}")
     need = list(_REQUIRED) + (["timestamp"] if need_timestamp else [])
     missing = [c for c in need if c not in ratings.columns]
+    if missing == ["timestamp"]:
+        raise DataError("this split needs time order, but the ratings have no 'timestamp' column (a schema.json "
+                        "with \"timestamp\": null); use the random or cold_start split, or name a timestamp column")
     if missing:
         raise DataError(f"ratings DataFrame is missing column(s) {missing}; has {list(ratings.columns)}")
     if need_timestamp and ratings["timestamp"].dtype.kind not in "iuf":

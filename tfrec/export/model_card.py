@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from tfrec.utils.io import atomic_write_json
@@ -25,7 +26,9 @@ def write_warmup_requests(path: Path, model_name: str, requests: dict) -> Path:
         for signature, inputs in requests.items():
             req = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
             for key, value in inputs.items():
-                if key == "k":
+                if isinstance(value, np.ndarray):  # already typed (a schema's features)
+                    tensor = tf.constant(value.astype(bytes) if value.dtype == object else value)
+                elif key == "k":
                     tensor = tf.constant(value, dtype=tf.int32)
                 elif key == "age":
                     tensor = tf.constant(value, dtype=tf.int64)

@@ -12,6 +12,7 @@ from tfrec.export.ann_index import scann_index
 
 DEFAULT_K = 10  # results of serving_default
 
+
 class RetrievalModule(tf.Module):
     """Everything a retrieval request needs, as TensorFlow state: tables, embeddings, index."""
 
@@ -57,8 +58,15 @@ class RetrievalModule(tf.Module):
         if self.use_scann:
             self.index = scann_index(k=self.k_retrieve, **self.scann_params)
             self.index.index(tf.constant(cand), tf.range(self.n_items, dtype=tf.int64))
+        self.new_user_specs = new_user_specs(model)
         self.has_features = bool(getattr(model, "use_features", False) and model._side and F.GENDER in model._side)
-        if self.has_features:
+        if self.new_user_specs is not None:
+            # Your own data: recommend_new_user takes the schema's user features, whatever they are.
+            self.has_features = True
+            self.query_model = model.query_model
+            self.recommend_new_user = tf.function(self._new_user_from_schema,
+                                                  input_signature=new_user_signature(self.new_user_specs))
+        elif self.has_features:
             self.query_model = model.query_model
         else:
             # No demographics: no cold-start signature (tf.saved_model.save would trace it).
@@ -156,6 +164,37 @@ class RetrievalModule(tf.Module):
         positions, scores = self._retrieve(queries, self.k)
         return self._finish(positions, scores, None, None, self.k)
 
+    def _new_user_from_schema(self, *values):
+        """recommend_new_user of a schema.json dataset: its user features, in schema order."""
+        feats = dict(zip(self.new_user_specs, values))
+        feats[F.USER_ID] = tf.fill(tf.shape(values[0])[:1], "")  # out of vocabulary: the id-dropout row
+        queries = self.query_model(feats, training=False)
+        positions, scores = self._retrieve(queries, self.k)
+        return self._finish(positions, scores, None, None, self.k)
+
+
+def new_user_specs(model) -> Optional[dict]:
+    """The user-feature specs of a two-tower model trained on a schema.json dataset (else None)."""
+    if not getattr(model, "use_features", False) or getattr(model, "side_features", None) is None:
+        return None
+    specs = model._side_specs("user")
+    return dict(specs) if specs else None
+
+
+def new_user_signature(specs: dict) -> list:
+    """One TensorSpec per schema user feature, named as in the schema: categorical / text ->
+    tf.string [None]; numeric -> tf.float32 [None] (NaN = missing); multi_categorical ->
+    tf.string [None, length] (padded with "")."""
+    out = []
+    for name, spec in specs.items():
+        if spec["type"] == "numeric":
+            out.append(tf.TensorSpec([None], tf.float32, name=name))
+        elif spec["type"] == "multi_categorical":
+            out.append(tf.TensorSpec([None, spec["length"]], tf.string, name=name))
+        else:
+            out.append(tf.TensorSpec([None], tf.string, name=name))
+    return out
+
 
 
 
@@ -179,12 +218,23 @@ def describe_signature(fn) -> dict:
     return {"inputs": inputs, "outputs": outputs}
 
 
-def retrieval_warmup(users, items, has_features) -> dict:
+def retrieval_warmup(users, items, has_features, new_user_specs: Optional[dict] = None) -> dict:
     warm = {
         "serving_default": {"user_id": users[:2]},
         "recommend": {"user_id": users[:1], "k": 10, "exclude_item_ids": [[items[0]]]},
         "similar_items": {"item_id": items[:1], "k": 10},
     }
-    if has_features:
+    if new_user_specs:
+        warm["recommend_new_user"] = {name: _warm_value(spec) for name, spec in new_user_specs.items()}
+    elif has_features:
         warm["recommend_new_user"] = {"gender": ["F"], "age": [25], "occupation": ["student"], "zip": ["94305"]}
     return warm
+
+
+def _warm_value(spec: dict) -> np.ndarray:
+    """A one-user value of a schema feature, typed as its signature input."""
+    if spec["type"] == "numeric":
+        return np.asarray([spec.get("mean", 0.0)], dtype=np.float32)
+    if spec["type"] == "multi_categorical":
+        return np.asarray([[""] * spec["length"]], dtype=object)
+    return np.asarray([""], dtype=object)

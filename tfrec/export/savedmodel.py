@@ -98,7 +98,10 @@ def export_model(model_or_run, *, name: str, base_dir="export", version: Optiona
     if result is not None:
         cfg = getattr(result, "config", {}) or {}
         card.update({"dataset": cfg.get("dataset"), "split": cfg.get("split"), "seed": cfg.get("seed"),
-                     "metrics": result.metrics, "hyperparameters": cfg.get("hyperparameters")})
+                     "metrics": result.metrics, "hyperparameters": cfg.get("hyperparameters"),
+                     "schema": cfg.get("schema")})
+    if getattr(model, "side_features", None) is not None:
+        card["side_features"] = model.side_features  # types, training statistics, list widths
     vocab = getattr(model, "vocabularies", None) or {}
     card["vocabulary_sizes"] = {key: len(v) + 1 for key, v in vocab.items()}
     card.update(metadata or {})
@@ -133,7 +136,9 @@ def export_model(model_or_run, *, name: str, base_dir="export", version: Optiona
     card["unknown_user_fallback"] = "the most popular training items (scores: share of training interactions)"
     card["recommend_new_user"] = bool(bf.has_features)
     paths = []
-    warm = retrieval_warmup(users, list(model.catalog_), bf.has_features) if warmup else {}
+    if bf.new_user_specs is not None:
+        card["recommend_new_user_inputs"] = {n: s["type"] for n, s in bf.new_user_specs.items()}
+    warm = retrieval_warmup(users, list(model.catalog_), bf.has_features, bf.new_user_specs) if warmup else {}
     with atomic_directory(bf_target, overwrite=overwrite) as tmp:
         save_module(bf, tmp, signatures, scann=False)
         write_extras(tmp, {**card, "variant": "bruteforce"}, warm, bf_name)

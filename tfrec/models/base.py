@@ -36,6 +36,10 @@ def validate_ratings_frame(train: pd.DataFrame, *, name: str = "train", need_rat
         raise DataError(f"{name}: expected a pandas DataFrame of ratings, got {type(train).__name__}")
     needed = ["user_id", "item_id"] + (["rating"] if need_rating else [])
     missing = [c for c in needed if c not in train.columns]
+    if missing == ["rating"]:
+        raise DataError(f"{name}: no 'rating' column: this model predicts ratings and cannot train on implicit "
+                        "feedback (a schema.json with \"rating\": null); use a ranking model such as two_tower, "
+                        "item_knn or popularity, or name the rating column in schema.json")
     if missing:
         raise DataError(f"{name}: missing column(s) {missing}; expected user_id, item_id, rating, timestamp")
     if len(train) == 0:

@@ -77,9 +77,11 @@ class FactorizationMachine(KerasRecommender, tf.keras.Model):
         self.user_weight = emb(n_u, 1, embeddings_initializer="zeros", name="user_weight")
         self.item_weight = emb(n_i, 1, embeddings_initializer="zeros", name="item_weight")
         # Side fields (only those the vocabularies cover): a factor layer and a weight layer each.
+        # (A schema.json dataset: its own features, by their specs.)
         side = {k: v[k] for k in (F.GENDER, F.OCCUPATION, F.ZIP, F.GENRES) if k in v and self.uses_side_features}
-        self.side_factors = side_feature_layers(side, self.embedding_dim, self.seed, prefix="fm_v_")
-        self.side_weights = side_feature_layers(side, 1, self.seed, prefix="fm_w_")
+        specs = self._side_specs()
+        self.side_factors = side_feature_layers(side, self.embedding_dim, self.seed, prefix="fm_v_", specs=specs)
+        self.side_weights = side_feature_layers(side, 1, self.seed, prefix="fm_w_", specs=specs)
         self.bias = self.add_weight(name="global_bias", shape=(),
                                     initializer=tf.keras.initializers.Constant(self.global_mean))
 

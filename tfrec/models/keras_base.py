@@ -124,6 +124,8 @@ class KerasRecommender(KerasFitMixin, SideTablesMixin, RecommenderMixin):
             "seed": self.seed,
             "pipeline": self.pipeline,
             "vocabularies": {k: list(v) for k, v in self.vocabularies.items()} if self.vocabularies else None,
+            # A schema.json dataset's fitted side-feature specs (types, numeric statistics, widths).
+            **({"side_features": self.side_features} if self.side_features is not None else {}),
         }
 
     @classmethod
@@ -132,11 +134,21 @@ class KerasRecommender(KerasFitMixin, SideTablesMixin, RecommenderMixin):
         config = dict(config)
         for key in ("name", "trainable", "dtype"):  # Keras' own keys, if a caller merged them in
             config.pop(key, None)
-        return cls(**config)
+        side = config.pop("side_features", None)
+        if side is None:
+            return cls(**config)
+        # Side-feature specs are data, like the vocabularies: set both, then build.
+        vocabularies = config.pop("vocabularies", None)
+        model = cls(**config)
+        model._side_features = Untracked(dict(side))
+        if vocabularies is not None:
+            model._vocabularies = Untracked(normalise_vocabularies(vocabularies))
+            model._build()
+        return model
 
     def get_params(self) -> dict:
-        """Hyperparameters (the config without vocabularies)."""
-        return {k: v for k, v in self.get_config().items() if k != "vocabularies"}
+        """Hyperparameters (the config without vocabularies and side-feature specs)."""
+        return {k: v for k, v in self.get_config().items() if k not in ("vocabularies", "side_features")}
 
     @property
     def vocabularies(self) -> Optional[dict]:

@@ -82,15 +82,17 @@ class KerasFitMixin:
 
     def _prepare(self, train: pd.DataFrame, items, users) -> None:
         """Vocabularies (first fit only), layers, side tables and recommender state from train."""
-        from tfrec.data.vocab import fit_vocabularies
+        from tfrec.data.vocab import fit_side_features, fit_vocabularies
 
         self._remember_training_data(train)
         if self.vocabularies is None:
             mean = self._global_mean_from(train[F.RATING]) if F.RATING in train else None
             if mean is not None:
                 self.global_mean = mean  # the output offset the first fit starts from
-            vocabs = fit_vocabularies(train, items=items if self.uses_side_features else None,
-                                      users=users if self.uses_side_features else None)
+            side_items, side_users = (items, users) if self.uses_side_features else (None, None)
+            vocabs = fit_vocabularies(train, items=side_items, users=side_users)
+            if F.is_schema_data(side_items, side_users):  # your own data: features typed by its schema
+                self._side_features = Untracked(fit_side_features(train, side_items, side_users)[0])
             self._vocabularies = Untracked(normalise_vocabularies(vocabs))
             self._build()
         self._set_side_tables(items, users)
@@ -112,6 +114,9 @@ class KerasFitMixin:
     refit: bool = False
 
     def _feature_subset(self) -> list:
+        if self.side_features is not None:  # a schema dataset: ids plus its own feature names
+            names = [n for n in self.feature_names if n in (F.USER_ID, F.ITEM_ID, F.TIMESTAMP)]
+            return names + [n for n in self.side_features if n in self.side_tables]
         return [n for n in self.feature_names if n in (F.USER_ID, F.ITEM_ID) or n in self.side_tables]
 
     def _pipeline_kwargs(self, items, users, pipeline) -> dict:

@@ -109,8 +109,15 @@ class CategoricalEmbedding(tf.keras.layers.Layer):
                 "seed": self.seed, "bucket_boundaries": self.bucket_boundaries}
 
 
-def side_feature_layers(vocabularies: dict, dim: int, seed: int, prefix: str = "") -> dict:
-    """One embedding layer per side feature present in ``vocabularies`` (+ age and year)."""
+def side_feature_layers(vocabularies: dict, dim: int, seed: int, prefix: str = "",
+                        specs: Optional[dict] = None) -> dict:
+    """One embedding layer per side feature present in ``vocabularies`` (+ age and year).
+
+    With ``specs`` (a schema.json dataset's fitted feature specs, see :func:`schema_feature_layers`)
+    the layers follow the specs' feature types instead of MovieLens's named features.
+    """
+    if specs:
+        return schema_feature_layers(specs, vocabularies, dim, seed, prefix=prefix)
     layers = {}
     for name in (F.GENDER, F.OCCUPATION, F.ZIP):
         if name in vocabularies:

@@ -1,6 +1,8 @@
 """Per-id side tables held inside a Keras model: raw ids -> side features, gathered in-graph.
 
-User -> gender/age/occupation/zip and item -> genres/year live in non-trainable variables, so a
+User -> gender/age/occupation/zip and item -> genres/year (MovieLens), or user/item -> the
+features a schema.json names (your own data, described by the model's ``side_features`` specs),
+live in non-trainable variables, so a
 model computes its output from raw string ids alone (what an exported ``serving_default`` calls),
 and ``save_weights``/``load_weights`` and SavedModels carry them.
 """
@@ -43,17 +45,46 @@ def local_string_variable(init, name: str) -> tf.Variable:
 class SideTablesMixin:
     """Side tables for a :class:`~tfrec.models.keras_base.KerasRecommender` (mixed in before it).
 
-    Reads ``uses_side_features`` and ``vocabularies`` of the model; ``side_tables`` maps a feature
-    name to a variable indexed by the id's vocabulary index (index 0: unknown id -> neutral values).
+    Reads ``uses_side_features``, ``vocabularies`` and ``side_features`` of the model;
+    ``side_tables`` maps a feature name to a variable indexed by the id's vocabulary index (index 0:
+    unknown id -> neutral values: ``""``, NaN for numeric features, all-padding lists).
     """
 
     @property
+    def side_features(self) -> Optional[dict]:
+        """Fitted specs of a schema.json dataset's side features (None: MovieLens's named features)."""
+        box = getattr(self, "_side_features", None)
+        return box.value if box is not None else None
+
+    def _side_specs(self, side: Optional[str] = None) -> dict:
+        """The model's schema feature specs (of one ``side``, "user" or "item"), if it uses them."""
+        specs = self.side_features if self.uses_side_features else None
+        return {k: v for k, v in (specs or {}).items() if side is None or v["side"] == side}
+
+    @property
     def has_user_features(self) -> bool:
+        if self.side_features is not None:
+            return bool(self._side_specs("user"))
         return bool(self.uses_side_features and self.vocabularies and F.GENDER in self.vocabularies)
 
     @property
     def has_item_features(self) -> bool:
+        if self.side_features is not None:
+            return bool(self._side_specs("item"))
         return bool(self.uses_side_features and self.vocabularies and F.GENRES in self.vocabularies)
+
+    @property
+    def user_feature_names(self) -> list:
+        """The user side features the model reads (what ``recommend_new_user`` takes)."""
+        if self.side_features is not None:
+            return list(self._side_specs("user"))
+        return list(F.USER_FEATURES) if self.has_user_features else []
+
+    @property
+    def item_feature_names(self) -> list:
+        if self.side_features is not None:
+            return list(self._side_specs("item"))
+        return list(F.ITEM_FEATURES) if self.has_item_features else []
 
     @property
     def _side(self) -> dict:
@@ -73,10 +104,17 @@ class SideTablesMixin:
                 return local_string_variable(init, name=f"side_{name}")
             return tf.Variable(init, trainable=False, name=f"side_{name}")
 
-        if self.has_user_features:
+        if self.side_features is not None:
+            for name, spec in self._side_specs().items():
+                n = n_users if spec["side"] == "user" else n_items
+                if spec["type"] == "numeric":
+                    tables[name] = var(name, [n], tf.float32)
+                else:
+                    tables[name] = var(name, [n, spec["length"]] if "length" in spec else [n], tf.string)
+        elif self.has_user_features:
             for name in F.USER_FEATURES:
                 tables[name] = var(name, [n_users], tf.int64 if name == F.AGE else tf.string)
-        if self.has_item_features:
+        if self.has_item_features and self.side_features is None:
             tables[F.GENRES] = var(F.GENRES, [n_items, F.MAX_GENRES], tf.string)
             tables[F.YEAR] = var(F.YEAR, [n_items], tf.int64)
         self.side_tables = tables
@@ -86,6 +124,8 @@ class SideTablesMixin:
 
     def _set_side_tables(self, items: Optional[pd.DataFrame], users: Optional[pd.DataFrame]) -> None:
         """Fill the side tables from the item/user DataFrames (rows in vocabulary order)."""
+        if self.side_features is not None:
+            return self._set_schema_side_tables(items, users)
         if self.has_user_features:
             if users is None:
                 raise ConfigError(f"{type(self).__name__} was built with user features (its vocabularies include "
@@ -104,6 +144,20 @@ class SideTablesMixin:
             self.side_tables[F.GENRES].assign(np.asarray(genres, dtype=object).astype(bytes))
             self.side_tables[F.YEAR].assign(np.concatenate([[0], table[F.YEAR].fillna(0).to_numpy(np.int64)]))
 
+    def _set_schema_side_tables(self, items: Optional[pd.DataFrame], users: Optional[pd.DataFrame]) -> None:
+        for side, table, key in (("user", users, F.USER_ID), ("item", items, F.ITEM_ID)):
+            specs = self._side_specs(side)
+            if not specs:
+                continue
+            if table is None:
+                raise ConfigError(f"{type(self).__name__} was built with {side} features ({', '.join(specs)}): pass "
+                                  f"{side}s= to fit")
+            values = F.side_values(table, key, specs, side, np.asarray(self.vocabularies[key], dtype=object))
+            for name, col in values.items():
+                neutral = np.full((1,) + col.shape[1:], np.nan if col.dtype != object else F.PAD, dtype=col.dtype)
+                full = np.concatenate([neutral, col])  # row 0: the unknown id
+                self.side_tables[name].assign(full.astype(bytes) if full.dtype == object else full)
+
     def _user_index(self, user_id):
         return self.side_user_lookup(user_id)
 
@@ -118,6 +172,12 @@ class SideTablesMixin:
         """
         feats = {F.USER_ID: user_id, F.ITEM_ID: item_id}
         side = self.side_tables
+        if self.side_features is not None:
+            u = self._user_index(user_id) if self.has_user_features else None
+            i = self._item_index(item_id) if self.has_item_features else None
+            for name, spec in self._side_specs().items():
+                feats[name] = tf.gather(side[name], u if spec["side"] == "user" else i)
+            return feats
         if F.GENDER in side:
             u = self._user_index(user_id)
             for name in F.USER_FEATURES:

@@ -37,7 +37,9 @@ class QueryTower(tf.keras.Model):
     """User tower: id embedding (+ demographics, + pooled recent history) -> MLP -> [batch, d].
 
     Inputs: dict with ``user_id`` tf.string [batch] and, when ``feature_vocabularies`` has them,
-    ``gender``, ``occupation``, ``zip`` tf.string [batch] and ``age`` tf.int64 [batch].
+    ``gender``, ``occupation``, ``zip`` tf.string [batch] and ``age`` tf.int64 [batch]; or, with
+    ``feature_specs`` (a schema.json dataset's user features), those features by their own names
+    and types (:func:`tfrec.models.layers.schema_feature_layers`).
 
     With ``history_length`` N > 0 a weighted mean of the embeddings of the user's N most recent
     items is a feature too (one learned weight per recency position, softmax-normalised over the
@@ -64,11 +66,12 @@ class QueryTower(tf.keras.Model):
     def __init__(self, user_vocabulary: Sequence[str], feature_vocabularies: dict, embedding_dim: int,
                  layer_sizes: Sequence[int], id_dropout: float = 0.0, n_items: int = 0, history_length: int = 0,
                  normalize: bool = True, seed: int = 0, item_embedding: Optional[tf.keras.layers.Embedding] = None,
-                 history_encoder: str = "mean", **kwargs):
+                 history_encoder: str = "mean", feature_specs: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
         self.history_encoder = check_history_encoder(history_encoder)
         self.user_vocabulary = list(user_vocabulary)
         self.feature_vocabularies = {k: list(v) for k, v in feature_vocabularies.items()}
+        self.feature_specs = dict(feature_specs) if feature_specs else None
         self.embedding_dim = int(embedding_dim)
         self.layer_sizes = list(layer_sizes)
         self.id_dropout = float(id_dropout)
@@ -80,7 +83,8 @@ class QueryTower(tf.keras.Model):
         self.user_embedding = tf.keras.layers.Embedding(
             len(self.user_vocabulary) + 1, embedding_dim, name="user_embedding",
             embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed))
-        self.features = side_feature_layers(self.feature_vocabularies, embedding_dim // 2 or 1, seed, prefix="q_")
+        self.features = side_feature_layers(self.feature_vocabularies, embedding_dim // 2 or 1, seed, prefix="q_",
+                                            specs=self.feature_specs)
         if self.history_length:
             self.history_embedding = item_embedding if item_embedding is not None else tf.keras.layers.Embedding(
                 self.n_items + 1, embedding_dim, name="history_embedding",
@@ -187,7 +191,7 @@ class QueryTower(tf.keras.Model):
         return {"user_vocabulary": self.user_vocabulary, "feature_vocabularies": self.feature_vocabularies,
                 "embedding_dim": self.embedding_dim, "layer_sizes": self.layer_sizes, "id_dropout": self.id_dropout,
                 "n_items": self.n_items, "history_length": self.history_length, "normalize": self.normalize,
-                "seed": self.seed, "history_encoder": self.history_encoder}
+                "seed": self.seed, "history_encoder": self.history_encoder, "feature_specs": self.feature_specs}
 
 
 class CandidateTower(tf.keras.Model):
@@ -195,14 +199,17 @@ class CandidateTower(tf.keras.Model):
     normalised year) -> MLP -> [batch, d].
 
     Inputs: dict with ``item_id`` tf.string [batch] and, when ``feature_vocabularies`` has genres,
-    ``genres`` tf.string [batch, MAX_GENRES] and ``year`` tf.int64 [batch].
+    ``genres`` tf.string [batch, MAX_GENRES] and ``year`` tf.int64 [batch]; or, with
+    ``feature_specs``, a schema.json dataset's item features by their own names and types.
     """
 
     def __init__(self, item_vocabulary: Sequence[str], feature_vocabularies: dict, embedding_dim: int,
-                 layer_sizes: Sequence[int], normalize: bool = True, seed: int = 0, **kwargs):
+                 layer_sizes: Sequence[int], normalize: bool = True, seed: int = 0,
+                 feature_specs: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
         self.item_vocabulary = list(item_vocabulary)
         self.feature_vocabularies = {k: list(v) for k, v in feature_vocabularies.items()}
+        self.feature_specs = dict(feature_specs) if feature_specs else None
         self.embedding_dim = int(embedding_dim)
         self.layer_sizes = list(layer_sizes)
         self.normalize = bool(normalize)
@@ -211,7 +218,8 @@ class CandidateTower(tf.keras.Model):
         self.item_embedding = tf.keras.layers.Embedding(
             len(self.item_vocabulary) + 1, embedding_dim, name="item_embedding",
             embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed))
-        self.features = side_feature_layers(self.feature_vocabularies, embedding_dim // 2 or 1, seed, prefix="c_")
+        self.features = side_feature_layers(self.feature_vocabularies, embedding_dim // 2 or 1, seed, prefix="c_",
+                                            specs=self.feature_specs)
         self.mlp = _mlp(self.layer_sizes, "candidate_mlp", seed + 100)
 
     def call(self, inputs, training=False):
@@ -219,7 +227,7 @@ class CandidateTower(tf.keras.Model):
         for name, layer in self.features.items():
             if name in inputs:
                 parts.append(layer(inputs[name]))
-        if F.YEAR in self.features and F.YEAR in inputs:
+        if F.YEAR in self.features and F.YEAR in inputs and not self.feature_specs:  # MovieLens's year
             year = tf.cast(inputs[F.YEAR], tf.float32)
             known = tf.cast(year > 0, tf.float32)
             parts.append(tf.stack([known * (year - 1985.0) / 20.0, known], axis=-1))
@@ -231,7 +239,7 @@ class CandidateTower(tf.keras.Model):
     def get_config(self):
         return {"item_vocabulary": self.item_vocabulary, "feature_vocabularies": self.feature_vocabularies,
                 "embedding_dim": self.embedding_dim, "layer_sizes": self.layer_sizes, "normalize": self.normalize,
-                "seed": self.seed}
+                "seed": self.seed, "feature_specs": self.feature_specs}
 
 
 class TowerEnsemble(tf.keras.Model):

@@ -124,22 +124,28 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
 
     @property
     def feature_names(self):
-        return QUERY_FEATURES + CANDIDATE_FEATURES
+        return QUERY_FEATURES + CANDIDATE_FEATURES + tuple(self._side_specs())  # + a schema's own features
 
     def _build_layers(self) -> None:
         v = self.vocabularies
         q_vocab = {k: v[k] for k in (F.GENDER, F.OCCUPATION, F.ZIP) if k in v} if self.use_features else {}
         c_vocab = {k: v[k] for k in (F.GENRES,) if k in v} if self.use_features else {}
+        # Your own data: the towers are built from the schema's user / item feature specs.
+        q_specs, c_specs = self._side_specs("user"), self._side_specs("item")
+        if self.side_features is not None:
+            q_vocab = {k: v[k] for k in q_specs if k in v}
+            c_vocab = {k: v[k] for k in c_specs if k in v}
         queries, candidates = [], []
         for j in range(self.ensemble_size):
             seed = self.seed + 1000 * j  # member j: its own initialisation, same batches
             suffix = f"_{j}" if self.ensemble_size > 1 else ""
             candidate = CandidateTower(v[F.ITEM_ID], c_vocab, self.embedding_dim, self.layer_sizes, seed=seed,
-                                       name=f"candidate_tower{suffix}")
+                                       feature_specs=c_specs or None, name=f"candidate_tower{suffix}")
             shared = candidate.item_embedding if self.share_item_embeddings else None
             queries.append(QueryTower(v[F.USER_ID], q_vocab, self.embedding_dim, self.layer_sizes,
-                                      id_dropout=self.id_dropout if q_vocab else 0.0, n_items=len(v[F.ITEM_ID]),
-                                      history_length=self.history_length, seed=seed, item_embedding=shared,
+                                      id_dropout=self.id_dropout if (q_vocab or q_specs) else 0.0,
+                                      n_items=len(v[F.ITEM_ID]), history_length=self.history_length, seed=seed,
+                                      item_embedding=shared, feature_specs=q_specs or None,
                                       history_encoder=self.history_encoder,
                                       name=f"query_tower{suffix}"))
             candidates.append(candidate)
@@ -166,7 +172,12 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
     # -- data ------------------------------------------------------------------------------------------
     def _prepare(self, train: pd.DataFrame, items, users) -> None:
         super()._prepare(train, items if self.use_features else None, users if self.use_features else None)
-        self._users_table = F.user_feature_table(users) if (self.use_features and users is not None) else None
+        self._users_table = None
+        if self.use_features and users is not None:
+            # Users the training split never saw, but the users table knows: scored by their features.
+            schema = self.side_features is not None
+            self._users_table = (users.set_index(users[F.USER_ID].astype(str).to_numpy(dtype=object)) if schema
+                                 else F.user_feature_table(users))
         self._items_table = items if self.use_features else None
         # logQ: log of each item's share of training interactions (in-batch sampling probability).
         counts = pd.Series(train["item_id"].astype(str)).value_counts()
@@ -244,7 +255,8 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
 
     # -- the TFRS model ---------------------------------------------------------------------------------
     def _query_inputs(self, features, item_index=None):
-        inputs = {k: features[k] for k in QUERY_FEATURES + (F.TIMESTAMP,) if k in features}
+        inputs = {k: features[k] for k in QUERY_FEATURES + (F.TIMESTAMP,) + tuple(self._side_specs("user"))
+                  if k in features}
         if HISTORY_ITEMS in features:
             # Precomputed per example (a prepared dataset's shards, tfrec.data.prepared): as is.
             inputs.pop(F.TIMESTAMP, None)
@@ -262,7 +274,7 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         return inputs
 
     def _candidate_inputs(self, features):
-        return {k: features[k] for k in CANDIDATE_FEATURES if k in features}
+        return {k: features[k] for k in CANDIDATE_FEATURES + tuple(self._side_specs("item")) if k in features}
 
     @property
     def output_dim(self) -> int:
@@ -310,9 +322,10 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
     def _user_features(self, user_ids) -> dict:
         ids = np.asarray(user_ids, dtype=object).astype(str)
         feats = {F.USER_ID: tf.constant(ids)}
-        if self.use_features and self._side and F.GENDER in self._side:
+        if self.use_features and self.has_user_features and self._side:
+            names = self.user_feature_names
             feats.update({k: v for k, v in self.features_from_ids(feats[F.USER_ID], feats[F.USER_ID][:0]).items()
-                          if k in F.USER_FEATURES})
+                          if k in names})
         return feats
 
     def user_embeddings(self, user_ids, batch_size: int = 4096) -> np.ndarray:
@@ -329,7 +342,7 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         if getattr(self, "_cand_cache", None) is None:
             ids = self.catalog_
             feats = self.features_from_ids(tf.constant(ids[:1].astype(str)), tf.constant(ids.astype(str)))
-            cand = {k: v for k, v in feats.items() if k in CANDIDATE_FEATURES}
+            cand = self._candidate_inputs(feats)
             self._cand_cache = self.candidate_model(cand, training=False).numpy()
         return np.asarray(self.catalog_, dtype=object), self._cand_cache
 
@@ -358,6 +371,25 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         }
         return self.query_model(feats, training=False).numpy()
 
+    def query_from_features(self, features: dict) -> np.ndarray:
+        """Query embeddings [n, d] for wholly new users of a schema.json dataset, from the schema's
+        user features (``{name: sequence}``; numeric NaN = missing, multi_categorical lists)."""
+        from tfrec.data.features import side_values
+
+        specs = self._side_specs("user")
+        if not (self.use_features and specs):
+            raise ConfigError("this TwoTower has no user features of a schema.json dataset (use_features=False, no "
+                              "users table, or MovieLens data: use query_from_demographics)")
+        missing = [k for k in specs if k not in features]
+        if missing:
+            raise ConfigError(f"query_from_features: missing user feature(s) {missing}; expected {list(specs)}")
+        n = len(next(iter(features.values())))
+        table = pd.DataFrame({F.USER_ID: [str(j) for j in range(n)], **{k: list(features[k]) for k in specs}})
+        values = side_values(table, F.USER_ID, specs, "user", table[F.USER_ID].to_numpy(dtype=object))
+        feats = {F.USER_ID: tf.constant([""] * n)}  # out of vocabulary: the id-dropout row
+        feats.update({k: tf.constant(v) for k, v in values.items()})
+        return self.query_model(feats, training=False).numpy()
+
     def _score_unknown_users(self, user_ids) -> np.ndarray:
         table = getattr(self, "_users_table", None)
         if table is None:
@@ -366,8 +398,11 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         known = [j for j, u in enumerate(user_ids) if u in table.index]
         if known:
             rows = table.loc[[user_ids[j] for j in known]]
-            q = self.query_from_demographics(rows[F.GENDER].tolist(), rows[F.AGE].to_numpy(),
-                                             rows[F.OCCUPATION].tolist(), rows[F.ZIP].tolist())
+            if self.side_features is not None:
+                q = self.query_from_features({k: rows[k].tolist() for k in self._side_specs("user")})
+            else:
+                q = self.query_from_demographics(rows[F.GENDER].tolist(), rows[F.AGE].to_numpy(),
+                                                 rows[F.OCCUPATION].tolist(), rows[F.ZIP].tolist())
             scores[known] = q @ self.candidate_embeddings()[1].T
         return scores
 

@@ -26,7 +26,10 @@ class WideAndDeep(KerasRecommender, tf.keras.Model):
     the item's genres. Deep part (generalisation): embeddings of user id, item id and every side
     feature, concatenated, then an MLP (``layer_sizes``, ReLU, dropout) to one unit. The output
     is ``global_mean + wide + deep`` (summed logits, as in the paper and the workshop design).
-    Features a dataset lacks are left out (no crosses without demographics).
+    Features a dataset lacks are left out (no crosses without demographics). On your own data
+    (a schema.json dataset) the side features are the schema's, each typed by it (categorical and
+    multi_categorical embeddings, standardised numeric values with a missing indicator, pooled
+    text tokens; :func:`tfrec.models.layers.schema_feature_layers`), and there are no crosses.
 
     Loss: mean squared error plus, per example, ``l2`` times the squared norms of the example's
     deep embeddings and ``wide_l2`` times its squared wide weights (each parameter penalised once
@@ -90,14 +93,15 @@ class WideAndDeep(KerasRecommender, tf.keras.Model):
         # Wide: a weight per feature value is an embedding of width 1.
         self.wide_user = emb(n_u, 1, embeddings_initializer="zeros", name="wide_user")
         self.wide_item = emb(n_i, 1, embeddings_initializer="zeros", name="wide_item")
-        self.wide_side = side_feature_layers(side, 1, self.seed, prefix="wide_")
-        self.has_crosses = F.GENRES in v and F.GENDER in v
+        specs = self._side_specs()  # a schema.json dataset: its own features, by their specs
+        self.wide_side = side_feature_layers(side, 1, self.seed, prefix="wide_", specs=specs)
+        self.has_crosses = F.GENRES in v and F.GENDER in v and not specs
         if self.has_crosses:
             self.wide_crosses = emb(self.cross_buckets, 1, embeddings_initializer="zeros", name="wide_crosses")
         # Deep: embeddings of everything, concatenated, through the MLP.
         self.deep_user = emb(n_u, self.embedding_dim, embeddings_initializer=init, name="deep_user")
         self.deep_item = emb(n_i, self.embedding_dim, embeddings_initializer=init, name="deep_item")
-        self.deep_side = side_feature_layers(side, self.embedding_dim, self.seed, prefix="deep_")
+        self.deep_side = side_feature_layers(side, self.embedding_dim, self.seed, prefix="deep_", specs=specs)
         self.hidden = [tf.keras.layers.Dense(s, activation="relu", name=f"hidden_{j}",
                                              kernel_initializer=tf.keras.initializers.GlorotUniform(seed=self.seed + j))
                        for j, s in enumerate(self.layer_sizes)]

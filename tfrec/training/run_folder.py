@@ -10,7 +10,8 @@ the original data files::
       model/               Keras models: weights (TF checkpoint)
       train_ratings.csv    the training split (seen-item exclusion, refitting baselines)
       test_ratings.csv     the test split
-      items.csv, users.csv side tables (genres "|"-joined)
+      items.csv, users.csv side tables (genres "|"-joined); your own data (a schema.json
+                           dataset): items.parquet, users.parquet, typed by config.json's "schema"
       history.json, learning_curve.png, tensorboard/   Keras models
       embedding_map.png    retrieval models: t-SNE of the item embeddings
     (a run trained from a prepared folder has no train/test CSVs: config.json names the folder)
@@ -48,9 +49,43 @@ def _items_from_csv(path: Path) -> pd.DataFrame:
 
 def _ratings_from_csv(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={"user_id": str, "item_id": str})
-    frame["rating"] = frame["rating"].astype(np.float32)
-    frame["timestamp"] = frame["timestamp"].astype(np.int64)
+    if "rating" in frame:  # implicit feedback has none
+        frame["rating"] = frame["rating"].astype(np.float32)
+    if "timestamp" in frame:
+        frame["timestamp"] = frame["timestamp"].astype(np.int64)
     return frame
+
+
+def _write_side(table: pd.DataFrame, path: Path) -> None:
+    """A schema dataset's side table as Parquet (lists, NaN and strings round-trip exactly)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_parquet(tmp, engine="pyarrow", index=False)
+    tmp.replace(path)
+
+
+def _read_side(path: Path, key: str, types: dict) -> pd.DataFrame:
+    from tfrec.data.features import with_feature_types
+
+    table = pd.read_parquet(path, engine="pyarrow")
+    table[key] = table[key].astype(str)
+    for name, kind in types.items():
+        if kind == "multi_categorical":
+            table[name] = [list(v) if v is not None else [] for v in table[name]]
+    return with_feature_types(table, types)
+
+
+def _map_items(items: pd.DataFrame) -> pd.DataFrame:
+    """Items with a ``genres`` list to colour the embedding map by (a schema's first categorical
+    or multi_categorical item feature, when the data is not MovieLens)."""
+    from tfrec.data.features import feature_types
+
+    if "genres" in items.columns and not feature_types(items):
+        return items
+    for name, kind in (feature_types(items) or {}).items():
+        if kind in ("categorical", "multi_categorical"):
+            values = items[name] if kind == "multi_categorical" else items[name].map(lambda v: [v] if v else [])
+            return pd.DataFrame({"item_id": items["item_id"], "genres": list(values)})
+    return pd.DataFrame({"item_id": items["item_id"], "genres": [[] for _ in range(len(items))]})
 
 
 def save_run(result: TrainResult, run_dir, *, plots: bool = True) -> Path:
@@ -71,10 +106,17 @@ def save_run(result: TrainResult, run_dir, *, plots: bool = True) -> Path:
         atomic_write_text(run_dir / "train_ratings.csv", result.train.to_csv(index=False))
     if result.test is not None:
         atomic_write_text(run_dir / "test_ratings.csv", result.test.to_csv(index=False))
-    if result.items is not None:
-        atomic_write_text(run_dir / "items.csv", _items_to_csv(result.items))
-    if result.users is not None:
-        atomic_write_text(run_dir / "users.csv", result.users.to_csv(index=False))
+    from tfrec.data.features import is_schema_data
+
+    if is_schema_data(result.items, result.users):
+        for name, table in (("items", result.items), ("users", result.users)):
+            if table is not None:
+                _write_side(table, run_dir / f"{name}.parquet")
+    else:
+        if result.items is not None:
+            atomic_write_text(run_dir / "items.csv", _items_to_csv(result.items))
+        if result.users is not None:
+            atomic_write_text(run_dir / "users.csv", result.users.to_csv(index=False))
     if is_keras(model):
         model.save_weights(str(run_dir / "model" / "weights"))
         history = getattr(model, "history_", None)
@@ -91,7 +133,7 @@ def save_run(result: TrainResult, run_dir, *, plots: bool = True) -> Path:
             from tfrec.reports.embedding_map import plot_embedding_map
 
             ids, emb = model.candidate_embeddings()
-            plot_embedding_map(ids, emb, result.items, run_dir / "embedding_map.png")
+            plot_embedding_map(ids, emb, _map_items(result.items), run_dir / "embedding_map.png")
             plot_ann_tradeoff(model, run_dir / "ann_recall_latency.png")
         except Exception as exc:  # a plot must never lose a trained run
             print(f"[tfrec] warning: retrieval plots not written: {exc}", file=sys.stderr)
@@ -114,7 +156,14 @@ def load_run(run_dir) -> TrainResult:
     test_df = _ratings_from_csv(run_dir / "test_ratings.csv") if (run_dir / "test_ratings.csv").is_file() else None
     items = _items_from_csv(run_dir / "items.csv") if (run_dir / "items.csv").is_file() else None
     users = None
-    if (run_dir / "users.csv").is_file():
+    schema = config.get("schema") or {}
+    if (run_dir / "items.parquet").is_file() or (run_dir / "users.parquet").is_file():  # your own data
+        types = {k: (schema.get(k) or {}).get("features", {}) for k in ("items", "users")}
+        if (run_dir / "items.parquet").is_file():
+            items = _read_side(run_dir / "items.parquet", "item_id", types["items"])
+        if (run_dir / "users.parquet").is_file():
+            users = _read_side(run_dir / "users.parquet", "user_id", types["users"])
+    elif (run_dir / "users.csv").is_file():
         users = pd.read_csv(run_dir / "users.csv", dtype={"user_id": str, "gender": str, "occupation": str, "zip": str},
                             keep_default_na=False)
         users["age"] = users["age"].astype(np.int64)

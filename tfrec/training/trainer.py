@@ -27,16 +27,11 @@ _FIT_KEYS = ("epochs", "batch_size", "pipeline", "verbose", "validation_fraction
 
 # ------------------------------------------------------------------------------------------------
 def resolve_dataset(dataset, data_dir=None, seed: int = 0) -> MovieLensData:
-    """A loaded dataset from a name (``"ml-100k"``, ``"synthetic"``) or a MovieLensData."""
-    if isinstance(dataset, MovieLensData):
-        return dataset
-    if not isinstance(dataset, str):
-        raise ConfigError(f"dataset must be a name such as 'ml-100k' or a MovieLensData, got {type(dataset).__name__}")
-    from tfrec import data as tdata
+    """A loaded dataset from a name (``"ml-100k"``, ``"synthetic"``), a folder with ``schema.json``
+    (your own data), or a loaded dataset (see :func:`tfrec.data.open_dataset`)."""
+    from tfrec.data.own import open_dataset
 
-    if dataset == "synthetic" or dataset.startswith("synthetic"):
-        return tdata.synthetic_movielens(seed=seed)
-    return tdata.load_movielens(dataset, data_dir=data_dir)
+    return open_dataset(dataset, data_dir=data_dir, seed=seed)
 
 
 def make_split(ratings: pd.DataFrame, split: str, *, test_fraction: float = 0.2, seed: int = 0):
@@ -108,8 +103,9 @@ def train(
     Args:
       model_name: a registry name (``tfrec.models.registry.model_names()``), e.g. ``"mf"``,
         ``"two_tower"``, ``"item_knn"``.
-      dataset: a dataset name (``"ml-100k"``, ``"ml-latest-small"``, ..., or ``"synthetic"``) or a
-        loaded :class:`tfrec.data.MovieLensData`.
+      dataset: a dataset name (``"ml-100k"``, ``"ml-latest-small"``, ..., or ``"synthetic"``), a
+        folder holding ``schema.json`` and the CSV/Parquet files it names (your own data, see
+        :func:`tfrec.data.load_dataset`), or a loaded :class:`tfrec.data.InteractionData`.
       data_dir: where to find the dataset (as for :func:`tfrec.data.load_movielens`).
       split: ``"random"`` (``test_fraction``, ``seed``; the same split as
         ``tfrec.data.random_split(ratings, test_fraction, seed)``), ``"temporal"`` (75/15/10 in
@@ -171,6 +167,10 @@ def train(
     if "seed" in init_params(cls) and "seed" not in ctor_hp:
         ctor_hp["seed"] = seed
     model = registry.create_model(model_name, **ctor_hp)
+    if _is_rating_model(model) and not data.has_ratings:
+        raise DataError(f"model {model_name!r} predicts ratings, but dataset {data.name!r} has no 'rating' column "
+                          "(implicit feedback: schema.json interactions.rating is null); train a ranking model such "
+                          "as two_tower, item_knn or popularity, or name the rating column in schema.json")
 
     run_dir = Path(output) if output is not None else None
     fit_kwargs = dict(fit_hp)
@@ -220,6 +220,7 @@ def train(
         "dataset": data.name,
         "synthetic": bool(data.synthetic),
         "data_source": data.source,
+        "schema": data.schema.to_dict() if data.schema is not None else None,
         "split": split,
         "test_fraction": test_fraction,
         "seed": seed,
