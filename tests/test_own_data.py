@@ -182,3 +182,32 @@ def test_the_run_folder_reloads_with_its_schema(own):
     recs = result.model.recommend(["C0003"], k=5)
     assert len(recs) == 5 and not set(recs["item_id"]) & set(result.train.query("user_id == 'C0003'")["item_id"])
     assert Path(own["runs"] / "shop_tt" / "items.parquet").is_file()
+
+
+BASELINES = ("popularity", "item_knn", "user_knn", "content_tfidf", "covisitation", "ease", "als")
+
+
+def test_every_baseline_and_mf_work_on_schema_data(tmp_path):
+    from tfrec.data import load_dataset
+    from tfrec.evaluation import protocols as P
+    from tfrec.models import registry
+    from tfrec.training import make_split
+
+    shop = load_dataset(write_shop_dataset(tmp_path / "s", n_customers=60, n_products=50, events_per_customer=8))
+    recipes = load_dataset(write_ratings_dataset(tmp_path / "r", n_cooks=60, n_recipes=50, ratings_per_cook=8))
+    for data in (shop, recipes):
+        train, _, test = make_split(data.ratings, "leave_last_out")
+        for name in BASELINES:
+            model = registry.create_model(name).fit(train, items=data.items, users=data.users)
+            metrics = P.full_ranking(model, train, test, k=10)
+            assert metrics["n_users"] == 60 and 0.0 <= metrics["ndcg@10"] <= 1.0, (data.name, name)
+        tfidf = registry.create_model("content_tfidf").fit(train, items=data.items)
+        first = data.items["item_id"].iloc[0]
+        similar = tfidf.similar_items([first], k=3)
+        # items sharing a categorical value with the first item come first (the schema's features)
+        key = "brand" if data.name == "shop" else "cuisine"
+        value = data.items.set_index("item_id").loc[first, key]
+        assert (data.items.set_index("item_id").loc[similar.iloc[:, 1], key] == value).all()
+    train, _, test = make_split(recipes.ratings, "random")
+    mf = registry.create_model("mf", epochs=1).fit(train, verbose=0)
+    assert np.isfinite(mf.predict_ratings(test["user_id"], test["item_id"])).all()

@@ -248,7 +248,8 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
             names.append(F.TIMESTAMP)  # per-example history: only items rated up to this one
         return make_dataset(frame, items=items if self.use_features else None,
                             users=users if self.use_features else None, pipeline=pipeline, batch_size=batch_size,
-                            shuffle=shuffle, seed=seed, features=names, drop_remainder=shuffle)
+                            shuffle=shuffle, seed=seed, features=names,
+                            drop_remainder=shuffle and len(frame) >= batch_size)  # tiny data: one short batch
 
     def _compile_default(self) -> None:
         self.compile(optimizer=DenseGradientAdam(self.learning_rate), steps_per_execution=8)

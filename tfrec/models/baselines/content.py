@@ -25,7 +25,9 @@ class ContentTFIDF(Baseline):
     disliked items count against similar items), and
     ``score(u, i) = cos(profile_u, tfidf_i)``. ``similar_items`` is the TF-IDF cosine.
 
-    Needs ``items`` (columns ``item_id``, ``title``, ``genres`` as a list of strings) in ``fit``;
+    Needs ``items`` (columns ``item_id``, ``title``, ``genres`` as a list of strings; or a
+    schema.json dataset's items, whose categorical / multi_categorical values play the genres'
+    part and whose text features the title's) in ``fit``;
     catalog items missing from that table get an empty document (score 0).
 
     Args:
@@ -57,6 +59,10 @@ class ContentTFIDF(Baseline):
     def _documents(self, items: pd.DataFrame) -> list:
         if not isinstance(items, pd.DataFrame):
             raise DataError(f"ContentTFIDF needs the items table: fit(train, items=...), got {type(items).__name__}")
+        from tfrec.data.features import feature_types
+
+        if feature_types(items) is not None:
+            return self._schema_documents(items, feature_types(items))
         missing = [c for c in ("item_id", "title", "genres") if c not in items.columns]
         if missing:
             raise DataError(f"items: missing column(s) {missing}; ContentTFIDF needs item_id, title, genres")
@@ -72,6 +78,26 @@ class ContentTFIDF(Baseline):
                       for g in genres if str(g) and str(g) != "(no genres listed)"]
             words = str(title).rsplit("(", 1)[0] if isinstance(title, str) and self.use_title else ""
             docs.append(" ".join(tokens * self.genre_weight) + " " + words)
+        return docs
+
+    def _schema_documents(self, items: pd.DataFrame, types: dict) -> list:
+        """Documents of a schema.json dataset's items: each categorical / multi_categorical value
+        as a ``name_value`` token (repeated ``genre_weight`` times, like genres) plus the words of
+        its text features; numeric features are left out."""
+        table = items.set_index(items["item_id"].astype(str).to_numpy(dtype=object))
+        table = table[~table.index.duplicated()].reindex(self.catalog_)
+        docs = []
+        for _, row in table.iterrows():
+            tokens, words = [], []
+            for name, kind in types.items():
+                value = row[name]
+                if kind in ("categorical", "multi_categorical"):
+                    values = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+                    tokens += ["".join(ch if ch.isalnum() else "_" for ch in f"{name}_{v}".lower())
+                               for v in values if isinstance(v, str) and v]
+                elif kind == "text" and self.use_title and isinstance(value, str):
+                    words.append(value)
+            docs.append(" ".join(tokens * self.genre_weight) + " " + " ".join(words))
         return docs
 
     def _fit(self, train, items, users) -> None:
