@@ -144,7 +144,7 @@ class RetrievalModule(tf.Module):
         tf.debugging.assert_greater_equal(k, 1, message="k must be >= 1")
         tf.debugging.assert_less_equal(k, self.k_max, message=f"k must be <= k_max ({self.k_max})")
         pos = self.item_table.lookup(item_id)
-        tf.debugging.assert_non_negative(pos, message="unknown item_id")
+        tf.debugging.assert_non_negative(pos, message="unknown id in input 'item_id': not in the model's vocabulary")
         sims = tf.matmul(tf.gather(self.normalized_candidates, pos), self.normalized_candidates, transpose_b=True)
         sims = sims + tf.one_hot(pos, self.n_items, on_value=-np.inf, off_value=0.0)
         top = tf.math.top_k(sims, k=k, sorted=True)

@@ -50,7 +50,8 @@ def clean_graph_error(message: str) -> str:
     if m:  # "assertion failed: [k must be >= 1] [Condition x >= y did not hold ...] [x (k:0) = ] [0] ..."
         got = re.search(r"\[x \([^)]*\) = \] \[([^\]]*)\]", text)
         tail = f" (got {got.group(1)})" if got else ""
-        return f"{m.group(1)}{tail}"
+        # The message is printed as a string tensor: C-escaped (\\' for a quote); show it as written.
+        return f"{m.group(1)}{tail}".replace("\\'", "'").replace('\\"', '"')
     return text
 
 
