@@ -71,6 +71,25 @@ def _can_rank(model) -> bool:
     return hasattr(model, "score_users")
 
 
+def is_ranked(model, split: str) -> bool:
+    """Models that rank are ranked; rating models too on the ranking protocol's splits."""
+    return _can_rank(model) and (not _is_rating_model(model) or split in ("leave_last_out", "cold_start"))
+
+
+def rating_metrics(model, test) -> dict:
+    """``rmse``/``mae`` of a rating model's predictions for the test ratings ({} for other models)."""
+    if not _is_rating_model(model):
+        return {}
+    import numpy as np
+
+    from tfrec.evaluation import metrics as M
+
+    pred = test[["user_id", "item_id", "rating"]].copy()
+    pred["prediction"] = np.asarray(model.predict_ratings(pred["user_id"].to_numpy(), pred["item_id"].to_numpy()),
+                                    dtype=np.float64).reshape(-1)
+    return {"rmse": float(M.rmse(test, pred)), "mae": float(M.mae(test, pred))}
+
+
 def is_keras_class(cls) -> bool:
     """True for Keras model classes (the models a tf.distribute strategy can train)."""
     try:

@@ -208,22 +208,13 @@ def evaluate_prepared(model, prepared, *, k: int = 10, eval_users: Optional[int]
 
     ``eval_users`` evaluates a seeded random sample of that many test users (ranking only).
     """
-    from tfrec.evaluation import metrics as M
     from tfrec.evaluation import protocols as P
-    from tfrec.training.result import _can_rank, _is_rating_model
+    from tfrec.training.result import is_ranked, rating_metrics
 
     prepared = open_prepared(prepared)
     test = prepared.test()
-    out: dict = {}
-    if _is_rating_model(model):
-        pred = test[["user_id", "item_id", "rating"]].copy()
-        pred["prediction"] = np.asarray(model.predict_ratings(pred["user_id"].to_numpy(), pred["item_id"].to_numpy()),
-                                        dtype=np.float64).reshape(-1)
-        out["rmse"] = float(M.rmse(test, pred))
-        out["mae"] = float(M.mae(test, pred))
-    rank = _can_rank(model) and (not _is_rating_model(model) or prepared.meta["split"] in ("leave_last_out",
-                                                                                           "cold_start"))
-    if rank:
+    out = rating_metrics(model, test)
+    if is_ranked(model, prepared.meta["split"]):
         users = None
         test_users = np.asarray(sorted(set(test["user_id"].astype(str))), dtype=object)
         if eval_users is not None and eval_users < len(test_users):

@@ -9,13 +9,20 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 
 from tfrec.data.dataset import MovieLensData
 from tfrec.errors import ConfigError, DataError
 from tfrec.models import registry
-from tfrec.training.result import TrainResult, _can_rank, _is_rating_model, init_params, is_keras, is_keras_class
+from tfrec.training.result import (
+    TrainResult,
+    _is_rating_model,
+    init_params,
+    is_keras,
+    is_keras_class,
+    is_ranked,
+    rating_metrics,
+)
 from tfrec.training.distribute import DEFAULT_CONNECT_TIMEOUT, local_copy, make_strategy
 from tfrec.training.run_folder import save_run
 from tfrec.utils.versions import package_versions
@@ -60,18 +67,10 @@ def evaluate_model(model, train, test, *, model_name: str, split: str, k: int = 
     ``full`` (full ranking, training items excluded) and ``sampled_100`` (the NCF protocol).
     Rating models are ranked too when the split is ``leave_last_out`` (the ranking protocol's split).
     """
-    from tfrec.evaluation import metrics as M
     from tfrec.evaluation import protocols as P
 
-    out: dict = {}
-    if _is_rating_model(model):
-        pred = test[["user_id", "item_id", "rating"]].copy()
-        pred["prediction"] = np.asarray(model.predict_ratings(pred["user_id"].to_numpy(), pred["item_id"].to_numpy()),
-                                        dtype=np.float64).reshape(-1)
-        out["rmse"] = float(M.rmse(test, pred))
-        out["mae"] = float(M.mae(test, pred))
-    rank = _can_rank(model) and (not _is_rating_model(model) or split in ("leave_last_out", "cold_start"))
-    if rank:
+    out = rating_metrics(model, test)
+    if is_ranked(model, split):
         out["full"] = P.full_ranking(model, train, test, k=k, verbose=bool(verbose))
         out["sampled_100"] = P.sampled_ranking(model, train, test, n_negatives=100, k=k, seed=seed)
     return out
