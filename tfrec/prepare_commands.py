@@ -58,8 +58,9 @@ def add_data_commands(data_sub, add_dataset_args, add_split_args) -> None:
     from tfrec.data.ratings_stream import DEFAULT_CHUNK_ROWS
     from tfrec.data.synthesize import LAYOUTS
 
-    p = data_sub.add_parser("prepare", help="stream a dataset's ratings into sharded TFRecords (+ prepared.json) "
-                                            "for `tfrec train MODEL --prepared DIR`")
+    p = data_sub.add_parser("prepare", help="stream a dataset's ratings (a MovieLens layout, or a folder with "
+                                            "schema.json: your own CSV/Parquet data) into sharded TFRecords "
+                                            "(+ prepared.json) for `tfrec train MODEL --prepared DIR`")
     add_dataset_args(p, default="ml-32m")
     add_split_args(p, default="leave_last_out")
     p.add_argument("--out", required=True, help="the PREPARED folder to write (temp folder renamed into place)")

@@ -182,6 +182,10 @@ def side_specs(items: Optional[pd.DataFrame], users: Optional[pd.DataFrame]) -> 
 
     ``length`` (multi_categorical only) is the longest list in the table, at most ``MAX_VALUES``:
     the width the pipelines pad to and the models' side tables hold.
+
+    Sorted by feature name: models concatenate their feature layers in this order and keep the
+    specs in their config, which run folders and prepared folders store as JSON with sorted keys;
+    any other order would come back permuted on reload (the dense weights no longer matching).
     """
     specs = {}
     for side, table in (("user", users), ("item", items)):
@@ -191,7 +195,7 @@ def side_specs(items: Optional[pd.DataFrame], users: Optional[pd.DataFrame]) -> 
                 longest = max((len(v) for v in table[name] if isinstance(v, (list, tuple, np.ndarray))), default=1)
                 spec["length"] = int(min(max(longest, 1), MAX_VALUES))
             specs[name] = spec
-    return specs
+    return dict(sorted(specs.items()))
 
 
 def side_values(table: Optional[pd.DataFrame], key: str, specs: dict, side: str, ids) -> dict:

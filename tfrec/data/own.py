@@ -57,13 +57,14 @@ def _read_side(frame: pd.DataFrame, spec: TableSpec, where: Where, key: str) -> 
     return out
 
 
-def _resolve(folder: Path, rel: str) -> Path:
+def resolve_path(folder: Path, rel: str) -> Path:
+    """A ``path`` entry of schema.json: absolute, or relative to the schema's folder."""
     p = Path(rel).expanduser()
     return p if p.is_absolute() else folder / p
 
 
 def _load_file(folder: Path, rel: str, columns) -> tuple:
-    path = _resolve(folder, rel)
+    path = resolve_path(folder, rel)
     return read_table(path, columns), Where(path, file_format(path))
 
 
@@ -76,16 +77,21 @@ def apply_unknown_items(ratings: pd.DataFrame, items: Optional[pd.DataFrame], po
     n = int(unknown.sum())
     if n == 0:
         return ratings, 0
-    example = ratings["item_id"][unknown].iloc[0]
-    what = (f"{source}: {n} interaction(s) on {ratings['item_id'][unknown].nunique()} item id(s) that the items "
-            f"table does not list (e.g. {example!r})")
+    report_unknown_items(source, n, ratings["item_id"][unknown].nunique(), ratings["item_id"][unknown].iloc[0],
+                         policy, stacklevel=4)
+    return (ratings[~unknown].reset_index(drop=True), n) if policy == "drop" else (ratings, n)
+
+
+def report_unknown_items(source: str, n: int, n_ids: int, example, policy: str, *, stacklevel: int = 3) -> None:
+    """Refuse (``policy`` "error": DataError) or warn about ``n`` interactions on ``n_ids`` item ids
+    the items table does not list (the count is always given; nothing is dropped silently)."""
+    what = f"{source}: {n} interaction(s) on {n_ids} item id(s) that the items table does not list (e.g. {example!r})"
     if policy == "error":
         raise DataError(f"{what}; fix the files or set \"unknown_items\": \"drop\" or \"keep\" in {SCHEMA_FILE}")
     if policy == "drop":
-        warnings.warn(f"{what}: dropped (unknown_items=drop)", stacklevel=3)
-        return ratings[~unknown].reset_index(drop=True), n
-    warnings.warn(f"{what}: kept without item features (unknown_items=keep)", stacklevel=3)
-    return ratings, n
+        warnings.warn(f"{what}: dropped (unknown_items=drop)", stacklevel=stacklevel)
+    else:
+        warnings.warn(f"{what}: kept without item features (unknown_items=keep)", stacklevel=stacklevel)
 
 
 def load_dataset(path=None, *, schema=None, interactions: Optional[pd.DataFrame] = None,
@@ -116,27 +122,15 @@ def load_dataset(path=None, *, schema=None, interactions: Optional[pd.DataFrame]
     if path is not None and schema is not None:
         raise DataError("load_dataset takes a path or schema= with DataFrames, not both")
     if path is not None:
-        p = Path(path).expanduser()
-        schema_path = p / SCHEMA_FILE if p.is_dir() else p
-        if not schema_path.is_file():
-            raise DataError(f"{p}: no {SCHEMA_FILE} there; a dataset folder holds {SCHEMA_FILE} and the files it "
-                            "names (`tfrec data schema FILE ...` writes a starter one)")
+        schema_path = find_schema(path)
         sch = Schema.load(schema_path)
         folder = schema_path.parent
         spec = sch.interactions
-        cols = [spec.user_id, spec.item_id] + [c for c in (spec.rating, spec.timestamp) if c]
-        frame, where = _load_file(folder, spec.path, cols)
+        frame, where = _load_file(folder, spec.path, _interaction_columns(spec))
         ratings = _read_interactions(frame, spec, where)
-        side = {}
-        for key, id_name in (("items", "item_id"), ("users", "user_id")):
-            t = getattr(sch, key)
-            if t is None:
-                side[key] = None
-                continue
-            frame, where = _load_file(folder, t.path, [t.id] + list(t.features))
-            side[key] = _read_side(frame, t, where, id_name)
+        side = load_side_tables(sch, folder, typed=False)
         source = str(folder)
-        inter_source = str(_resolve(folder, spec.path))
+        inter_source = str(resolve_path(folder, spec.path))
     else:
         if schema is None:
             raise DataError("load_dataset needs a dataset folder / schema.json path, or schema= and interactions=")
@@ -145,8 +139,7 @@ def load_dataset(path=None, *, schema=None, interactions: Optional[pd.DataFrame]
             raise DataError(f"load_dataset(schema=...) needs interactions= as a DataFrame, got "
                             f"{type(interactions).__name__}")
         spec = sch.interactions
-        cols = [spec.user_id, spec.item_id] + [c for c in (spec.rating, spec.timestamp) if c]
-        _check_frame("interactions", interactions, cols)
+        _check_frame("interactions", interactions, _interaction_columns(spec))
         ratings = _read_interactions(interactions, spec, Where(Path("interactions"), "frame"))
         side = {}
         for key, id_name, frame in (("items", "item_id", items), ("users", "user_id", users)):
@@ -169,6 +162,39 @@ def load_dataset(path=None, *, schema=None, interactions: Optional[pd.DataFrame]
         raise DataError(f"{inter_source}: no interactions left")
     return InteractionData(name=sch.name, ratings=ratings, items=side["items"], users=side["users"],
                            source=source, schema=sch, extras={"unknown_items": n_unknown})
+
+
+def find_schema(path) -> Path:
+    """The ``schema.json`` of a dataset folder (or the file itself); DataError when there is none."""
+    p = Path(path).expanduser()
+    schema_path = p / SCHEMA_FILE if p.is_dir() else p
+    if not schema_path.is_file():
+        raise DataError(f"{p}: no {SCHEMA_FILE} there; a dataset folder holds {SCHEMA_FILE} and the files it "
+                        "names (`tfrec data schema FILE ...` writes a starter one)")
+    return schema_path
+
+
+def _interaction_columns(spec: InteractionsSpec) -> list:
+    return [spec.user_id, spec.item_id] + [c for c in (spec.rating, spec.timestamp) if c]
+
+
+def load_side_tables(schema: Schema, folder, *, typed: bool = True) -> dict:
+    """``{"items": frame or None, "users": frame or None}``: the side tables ``schema`` names,
+    read whole (they are small next to the interactions) and checked as :func:`load_dataset` does;
+    ``typed`` attaches the schema's feature types (:func:`tfrec.data.features.with_feature_types`)."""
+    from tfrec.data.features import with_feature_types
+
+    side = {}
+    for key, id_name in (("items", "item_id"), ("users", "user_id")):
+        t = getattr(schema, key)
+        if t is None:
+            side[key] = None
+            continue
+        frame, where = _load_file(Path(folder), t.path, [t.id] + list(t.features))
+        side[key] = _read_side(frame, t, where, id_name)
+        if typed:
+            with_feature_types(side[key], dict(t.features))
+    return side
 
 
 def _check_frame(name: str, frame: pd.DataFrame, columns) -> None:
@@ -194,12 +220,11 @@ def iter_interactions(path, *, chunksize: int = 1 << 20) -> Iterator[pd.DataFram
     Parquet; errors name the file, column and (CSV) line as for a whole-file read. Side tables
     are small: read them whole with :func:`load_dataset`. ``unknown_items`` is not applied here.
     """
-    p = Path(path).expanduser()
-    schema_path = p / SCHEMA_FILE if p.is_dir() else p
+    schema_path = find_schema(path)
     sch = Schema.load(schema_path)
     spec = sch.interactions
-    file = _resolve(schema_path.parent, spec.path)
-    cols = [spec.user_id, spec.item_id] + [c for c in (spec.rating, spec.timestamp) if c]
+    file = resolve_path(schema_path.parent, spec.path)
+    cols = _interaction_columns(spec)
     where = Where(file, file_format(file))
     offset = 0
     for chunk in read_table(file, cols, chunksize=chunksize):

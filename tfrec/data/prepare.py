@@ -1,10 +1,12 @@
 """`tfrec data prepare`: a ratings log streamed into a PREPARED folder of TFRecord shards.
 
 See :mod:`tfrec.data.prepared` for the folder's layout and the reading side. The ratings are read
-once, in chunks (:mod:`tfrec.data.ratings_stream`), and kept only as compact integer codes (about
-20 bytes a rating: user and item codes, rating, timestamp), never as text or a DataFrame; the split,
-the vocabularies, the per-example training histories and the recommender state are computed on
-those arrays, and the training examples are encoded a chunk at a time.
+once, in chunks (:mod:`tfrec.data.ratings_stream` for the MovieLens layouts,
+:mod:`tfrec.data.prepare_schema` for a schema.json dataset), and kept only as compact integer codes
+(about 20 bytes a rating: user and item codes, rating, timestamp), never as text or a DataFrame;
+the split, the vocabularies, the per-example training histories and the recommender state are
+computed on those arrays, and the training examples are encoded a chunk at a time
+(:mod:`tfrec.data.prepare_shards`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -20,9 +23,12 @@ import numpy as np
 import pandas as pd
 
 from tfrec.data import features as F
+from tfrec.data import prepare_schema as S
+from tfrec.data.prepare_shards import shard_name, state_arrays, write_shards
 from tfrec.data.prepared import (DEFAULT_BLOCK_ROWS, DEFAULT_HISTORY_LENGTH, FORMAT, FORMAT_VERSION, HISTORY_ITEMS,
                                  PREPARED_FILE, SPLITS)
 from tfrec.data.ratings_stream import DEFAULT_CHUNK_ROWS, SourceData, iter_rating_chunks, resolve_source
+from tfrec.data.splits import NEEDS_TIME_ORDER
 from tfrec.data.vocab import Vocabulary, save_vocabularies
 from tfrec.errors import ConfigError, DataError
 from tfrec.utils.io import atomic_directory
@@ -100,26 +106,6 @@ def _vocab_order(codes_count: np.ndarray, strings: np.ndarray) -> np.ndarray:
     return present[np.lexsort((rank[present], -codes_count[present]))]
 
 
-def history_windows(keys: np.ndarray, items: np.ndarray, starts_of: np.ndarray, positions: np.ndarray,
-                    length: int) -> np.ndarray:
-    """[len(positions), length] training histories (item indices, 0 = padding), right-aligned.
-
-    ``keys`` (int64, ``user << 32 | timestamp``) and ``items`` are the training log sorted by
-    key; ``starts_of[p]`` is the first position of the user of position ``p``. For the example at
-    each position: the user's last ``length`` items rated at or before its second, the example
-    itself left out -- what ``TwoTower``'s ``QueryTower._history_items`` computes in-graph (it
-    drops the target's slot from the ``length + 1`` latest, or the oldest slot when the target is
-    not among them; here the example's own position is that slot).
-    """
-    end = np.searchsorted(keys, keys[positions], side="right")
-    base = end - (length + 1)
-    drop = np.where(positions >= base, positions - base, 0)
-    k = np.arange(length)[None, :]
-    pos = base[:, None] + k + (k >= drop[:, None])
-    valid = pos >= starts_of[positions][:, None]
-    return np.where(valid, items[np.maximum(pos, 0)], 0)
-
-
 # ------------------------------------------------------------------------------------------------ writing
 def _feature_spec(has_users: bool, has_items: bool, history_length: int) -> dict:
     spec = {F.USER_ID: ("string", []), F.ITEM_ID: ("string", []), F.RATING: ("float32", []),
@@ -134,45 +120,6 @@ def _feature_spec(has_users: bool, has_items: bool, history_length: int) -> dict
     return {k: {"dtype": d, "shape": s} for k, (d, s) in spec.items()}
 
 
-_LIST = {"string": ("tensorflow.BytesList", "bytes_list"), "float32": ("tensorflow.FloatList", "float_list"),
-         "int64": ("tensorflow.Int64List", "int64_list")}
-
-
-def encode_examples(columns: dict, sizes) -> np.ndarray:
-    """Serialized ``tf.train.Example`` protos, one per block of rows.
-
-    Args:
-      columns: ``{name: (values [n_blocks, max_rows * width], width)}``: each block's rows
-        concatenated (``width`` values per row: 1 for scalars, ``MAX_GENRES`` for genres, ...).
-      sizes: int [n_blocks], rows in each block (values past ``sizes * width`` are ignored).
-
-    Encoded by TensorFlow's proto encoder (``tf.io.encode_proto``) a chunk of blocks at a time.
-    Its cost is per message (~4.5 us per feature and message on this project's 2-core machine), so
-    one Example per rating would cost ~30 us a rating (16 minutes for 32M); a block of 64 rows
-    makes it ~0.1 us a rating and leaves the cost per value.
-    """
-    import tensorflow as tf
-
-    sizes = tf.constant(np.asarray(sizes, dtype=np.int32))
-    n = tf.shape(sizes)[0]
-    entries = []
-    for name, (values, width) in columns.items():
-        values = tf.convert_to_tensor(values)
-        kind = {tf.string: "string", tf.float32: "float32", tf.int64: "int64"}[values.dtype]
-        list_type, list_field = _LIST[kind]
-        lst = tf.io.encode_proto((sizes * width)[:, None], [values], ["value"], list_type)
-        feat = tf.io.encode_proto(tf.ones([n, 1], tf.int32), [lst[:, None]], [list_field], "tensorflow.Feature")
-        entries.append(tf.io.encode_proto(tf.ones([n, 2], tf.int32), [tf.fill([n, 1], name), feat[:, None]],
-                                          ["key", "value"], "tensorflow.Features.FeatureEntry"))
-    stacked = tf.stack(entries, axis=1)
-    feats = tf.io.encode_proto(tf.fill([n, 1], len(entries)), [stacked], ["feature"], "tensorflow.Features")
-    return tf.io.encode_proto(tf.ones([n, 1], tf.int32), [feats[:, None]], ["features"], "tensorflow.Example").numpy()
-
-
-def _shard_name(j: int, n: int) -> str:
-    return f"train-{j:05d}-of-{n:05d}.tfrecord"
-
-
 def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out", test_fraction: float = 0.2,
                     seed: int = 0, history_length: int = DEFAULT_HISTORY_LENGTH, num_shards: Optional[int] = None,
                     chunk_rows: int = DEFAULT_CHUNK_ROWS, overwrite: bool = False, progress: bool = False) -> dict:
@@ -180,11 +127,14 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
 
     Args:
       dataset: a MovieLens name (``"ml-32m"``, ``"ml-1m"``, ...) found via ``data_dir`` as for
-        :func:`tfrec.data.load_movielens` (no download), or a :class:`SourceData`.
+        :func:`tfrec.data.load_movielens` (no download), a folder holding ``schema.json`` (or the
+        file; your own data, CSV or Parquet: see :mod:`tfrec.data.prepare_schema`), or a
+        :class:`SourceData`.
       out: the PREPARED folder (an existing one is an error unless ``overwrite``).
       split: ``random`` (``test_fraction``, ``seed``), ``temporal`` (75/15/10; the 15% is
         ``validation.csv``), ``leave_last_out`` or ``cold_start`` (``test_fraction`` of users):
-        the same rows as :func:`tfrec.training.make_split` on the loaded frame.
+        the same rows as :func:`tfrec.training.make_split` on the loaded frame. ``temporal``
+        and ``leave_last_out`` need timestamps (a schema with ``"timestamp": null`` is refused).
       history_length: H of the ``history_item_ids`` feature (0: not written).
       num_shards: training TFRecord files (default: one per ~1M training examples, at least 2).
       chunk_rows: ratings read, and examples encoded, per chunk (memory vs. speed).
@@ -194,7 +144,10 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
       The ``prepared.json`` dict.
 
     Raises:
-      DataError: a malformed ratings file (file, line, field named); nothing is written.
+      DataError: a malformed ratings file (file, line, field named), or, for a schema.json dataset,
+        any problem :func:`tfrec.data.load_dataset` reports (missing column, wrong type, duplicate
+        side-table id, empty file, unknown items under ``"unknown_items": "error"``); nothing is
+        written.
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; expected one of: {', '.join(SPLITS)}")
@@ -211,16 +164,25 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
     t0 = time.perf_counter()
     log = _Log(progress)
     src = resolve_source(dataset, data_dir)
+    schema = src.schema  # None: a MovieLens layout
+    has_rating = schema is None or schema.has_rating
+    has_time = schema is None or schema.has_timestamp
+    if not has_time and split in ("temporal", "leave_last_out"):
+        raise DataError(NEEDS_TIME_ORDER)
 
-    # Pass over the ratings: integer codes only.
+    # Pass over the ratings: integer codes only (implicit data: ratings 0; no timestamps: 0).
     users, items = _Codes(), _Codes()
     parts = {k: [] for k in _RATING_COLUMNS}
     n = 0
-    for chunk in iter_rating_chunks(src.ratings, chunk_rows):
+    chunks = S.iter_schema_chunks(src, chunk_rows) if schema is not None else iter_rating_chunks(src.ratings,
+                                                                                                   chunk_rows)
+    for chunk in chunks:
         parts["user_id"].append(users.encode(chunk["user_id"].to_numpy()))
         parts["item_id"].append(items.encode(chunk["item_id"].to_numpy()))
-        parts["rating"].append(chunk["rating"].to_numpy(np.float32))
-        parts["timestamp"].append(chunk["timestamp"].to_numpy(np.int64))
+        parts["rating"].append(chunk["rating"].to_numpy(np.float32) if has_rating
+                               else np.zeros(len(chunk), np.float32))
+        parts["timestamp"].append(chunk["timestamp"].to_numpy(np.int64) if has_time
+                                  else np.zeros(len(chunk), np.int64))
         n += len(chunk)
         log(f"read {n:,} ratings")
     u = np.concatenate(parts.pop("user_id"))
@@ -245,8 +207,11 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
         for name, mask in (("test", is_test), ("validation", is_val)):
             if mask is None:
                 continue
-            frame = pd.DataFrame({"user_id": user_str[u[mask]], "item_id": item_str[i[mask]], "rating": r[mask],
-                                  "timestamp": ts[mask]})
+            frame = pd.DataFrame({"user_id": user_str[u[mask]], "item_id": item_str[i[mask]]})
+            if has_rating:
+                frame["rating"] = r[mask]
+            if has_time:
+                frame["timestamp"] = ts[mask]
             frame.to_csv(tmp / f"{name}.csv", index=False)
             files[name] = f"{name}.csv"
             counts[name] = int(mask.sum())
@@ -267,12 +232,15 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
         item_vix[item_order] = np.arange(1, len(item_order) + 1)
         vocabs = {F.USER_ID: Vocabulary(user_str[user_order]), F.ITEM_ID: Vocabulary(item_str[item_order])}
         counts.update(train_users=int(len(user_order)), train_items=int(len(item_order)))
-        user_side, item_side = _side_columns(src, user_str, item_str, user_count > 0, item_count > 0, vocabs)
+        side_specs = None
+        if schema is not None:
+            user_side, item_side, side_specs = S.schema_side_columns(src, user_str, item_str, user_count > 0,
+                                                                     item_count > 0, vocabs)
+            tables = S.write_schema_tables(src, tmp)
+        else:
+            user_side, item_side = _side_columns(src, user_str, item_str, user_count > 0, item_count > 0, vocabs)
+            tables = _write_movielens_tables(src, tmp)
         save_vocabularies(vocabs, tmp / "vocabularies.json")
-        if src.items is not None:
-            _items_to_csv(src.items, tmp / "items.csv")
-        if src.users is not None:
-            src.users.to_csv(tmp / "users.csv", index=False)
 
         # The training log in (user, time) order (ties: file order), as TwoTower sorts it.
         keys = (user_vix[u].astype(np.int64) << 32) | np.clip(ts, 0, (1 << 32) - 1)
@@ -283,8 +251,14 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
         uv, iv = user_vix[u], item_vix[i]
         starts = np.searchsorted(keys, np.arange(len(user_order) + 2, dtype=np.int64) << 32)
         starts_of = starts.astype(np.int32)[uv]
-        state = _state_arrays(uv, iv, r, starts, item_vix, item_str, history_length, len(user_order),
-                              len(item_order))
+        state = state_arrays(uv, iv, r, starts, item_vix, item_str, history_length, len(user_order),
+                             len(item_order))
+        if not has_time and history_length:
+            # No time order: as TwoTower's in-memory fit, an empty history rather than one that
+            # could hold the very item an example predicts.
+            warnings.warn(f"{src.name} has no timestamps: the prepared history_items are empty (recent-history "
+                          "pooling is off for models trained on this folder)", UserWarning, stacklevel=2)
+            state["history"][:] = 0
         np.savez(tmp / "state.npz", **state)
         del uv, state
 
@@ -292,12 +266,13 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
         n_train = len(u)
         n_shards = int(num_shards) if num_shards else max(2, min(256, math.ceil(n_train / 1_000_000)))
         n_shards = min(n_shards, n_train)
-        spec = _feature_spec(user_side is not None, item_side is not None, history_length)
-        shard_counts = _write_shards(tmp, n_shards, np.random.default_rng(seed + 1).permutation(n_train),
-                                     chunk_rows, u=u, i=i, r=r, ts=ts, keys=keys, iv=iv, starts_of=starts_of,
-                                     user_str=user_str, item_str=item_str, user_side=user_side,
-                                     item_side=item_side, history_length=history_length,
-                                     block_rows=DEFAULT_BLOCK_ROWS, log=log)
+        spec = (S.schema_feature_spec(schema, side_specs, history_length) if schema is not None
+                else _feature_spec(user_side is not None, item_side is not None, history_length))
+        shard_counts = write_shards(tmp, n_shards, np.random.default_rng(seed + 1).permutation(n_train),
+                                    chunk_rows, spec=spec, u=u, i=i, r=r, ts=ts, keys=keys, iv=iv,
+                                    starts_of=starts_of, user_str=user_str, item_str=item_str, user_side=user_side,
+                                    item_side=item_side, history_length=history_length, history_on=has_time,
+                                    block_rows=DEFAULT_BLOCK_ROWS, log=log)
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -308,15 +283,18 @@ def prepare_dataset(dataset, out, *, data_dir=None, split: str = "leave_last_out
             "test_fraction": float(test_fraction),
             "seed": int(seed),
             "counts": counts,
-            "rating_mean": float(r.astype(np.float64).mean()),
+            "rating_mean": float(r.astype(np.float64).mean()) if has_rating else None,
             "history_length": history_length,
             "block_rows": DEFAULT_BLOCK_ROWS,
             "features": spec,
-            "shards": [{"path": _shard_name(j, n_shards), "examples": int(c)} for j, c in enumerate(shard_counts)],
+            "shards": [{"path": shard_name(j, n_shards), "examples": int(c)} for j, c in enumerate(shard_counts)],
             "vocabularies": "vocabularies.json",
             "state": "state.npz",
-            "items": "items.csv" if src.items is not None else None,
-            "users": "users.csv" if src.users is not None else None,
+            **tables,
+            # Your own data: the schema, and the features' fitted specs (a model's side_features).
+            "schema": schema.to_dict() if schema is not None else None,
+            "side_features": side_specs,
+            **({"unknown_items": int(src.extras.get("unknown_items", 0))} if schema is not None else {}),
             **files,
             "seconds": {"read": round(read_seconds, 2), "total": round(time.perf_counter() - t0, 2)},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -353,91 +331,17 @@ def _side_columns(src: SourceData, user_str, item_str, user_in_train, item_in_tr
     return user_side, item_side
 
 
-def _state_arrays(uv, iv, r, starts, item_vix, item_str, history_length, n_users, n_items) -> dict:
-    """Recommender state in vocabulary indices: seen CSR, counts, rating sum, serving history."""
-    pairs = np.sort(uv.astype(np.int64) * (n_items + 1) + iv)
-    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
-    seen_users = pairs // (n_items + 1)
-    seen_indptr = np.searchsorted(seen_users, np.arange(n_users + 2))
-    history = np.zeros((n_users + 1, max(history_length, 0)), dtype=np.int32)
-    if history_length:
-        ends = starts[1:n_users + 2]
-        begin = starts[:n_users + 1]
-        for j in range(history_length):  # column j from the right: the j-th most recent item
-            pos = ends - 1 - j
-            ok = pos >= begin
-            history[ok, history_length - 1 - j] = iv[pos[ok]]
-        history[0] = 0
-    return {
-        "seen_indptr": seen_indptr.astype(np.int64),
-        "seen_items": (pairs % (n_items + 1)).astype(np.int32),
-        "user_counts": np.bincount(uv, minlength=n_users + 1).astype(np.int64),
-        "item_counts": np.bincount(iv, minlength=n_items + 1).astype(np.int64),
-        "rating_sum": np.asarray([float(r.astype(np.float64).sum())]),
-        "history": history,
-    }
-
-
-def _write_shards(tmp: Path, n_shards: int, perm: np.ndarray, chunk_rows: int, *, u, i, r, ts, keys, iv, starts_of,
-                  user_str, item_str, user_side, item_side, history_length, block_rows, log) -> list:
-    import tensorflow as tf
-
-    user_t = tf.constant(user_str.astype(str))
-    item_t = tf.constant(item_str.astype(str))
-    side_t = {}
-    for table in (user_side or {}, item_side or {}):
-        for name, values in table.items():
-            side_t[name] = tf.constant(values.astype(str) if values.dtype == object else values)
-    writers = [tf.io.TFRecordWriter(str(tmp / _shard_name(j, n_shards))) for j in range(n_shards)]
-    counts = [0] * n_shards
-    done = 0
-    block_no = 0
-    chunk_rows = max(block_rows, chunk_rows // block_rows * block_rows)
-    try:
-        for start in range(0, len(perm), chunk_rows):
-            pos = perm[start:start + chunk_rows]
-            # Rows of the chunk as [n_blocks, block_rows]; the last block may be short (its
-            # size is what encode_proto writes, the padding is never read).
-            n_blocks = -(-len(pos) // block_rows)
-            sizes = np.full(n_blocks, block_rows, dtype=np.int32)
-            sizes[-1] = len(pos) - (n_blocks - 1) * block_rows
-            padded = np.concatenate([pos, np.full(n_blocks * block_rows - len(pos), pos[0])])
-
-            def blocks(t, width=1):
-                return tf.reshape(t, [n_blocks, block_rows * width])
-
-            cols = {F.USER_ID: (blocks(tf.gather(user_t, u[padded])), 1),
-                    F.ITEM_ID: (blocks(tf.gather(item_t, i[padded])), 1),
-                    F.RATING: (blocks(tf.constant(r[padded])), 1), F.TIMESTAMP: (blocks(tf.constant(ts[padded])), 1)}
-            for name in F.USER_FEATURES:
-                if name in side_t:
-                    cols[name] = (blocks(tf.gather(side_t[name], u[padded])), 1)
-            for name in F.ITEM_FEATURES:
-                if name in side_t:
-                    width = F.MAX_GENRES if name == F.GENRES else 1
-                    cols[name] = (blocks(tf.gather(side_t[name], i[padded]), width), width)
-            if history_length:
-                hist = history_windows(keys, iv, starts_of, padded, history_length)
-                cols[HISTORY_ITEMS] = (blocks(tf.constant(hist.astype(np.int64)), history_length), history_length)
-            records = encode_examples(cols, sizes)
-            for rec in records:
-                j = block_no % n_shards
-                writers[j].write(rec)
-                block_no += 1
-            for j_block, size in enumerate(sizes):
-                counts[(block_no - n_blocks + j_block) % n_shards] += int(size)
-            done += len(pos)
-            log(f"wrote {done:,}/{len(perm):,} training examples")
-    finally:
-        for w in writers:
-            w.close()
-    return counts
-
-
-def _items_to_csv(items: pd.DataFrame, path: Path) -> None:
-    frame = items[["item_id", "title", "year", "genres"]].copy()
-    frame["genres"] = ["|".join(g) for g in frame["genres"]]
-    frame.to_csv(path, index=False)
+def _write_movielens_tables(src: SourceData, tmp: Path) -> dict:
+    out = {"items": None, "users": None}
+    if src.items is not None:
+        frame = src.items[["item_id", "title", "year", "genres"]].copy()
+        frame["genres"] = ["|".join(g) for g in frame["genres"]]
+        frame.to_csv(tmp / "items.csv", index=False)
+        out["items"] = "items.csv"
+    if src.users is not None:
+        src.users.to_csv(tmp / "users.csv", index=False)
+        out["users"] = "users.csv"
+    return out
 
 
 class _Log:

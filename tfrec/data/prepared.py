@@ -6,12 +6,15 @@
       prepared.json        format version, dataset, split, counts, shard list, feature spec, files
       vocabularies.json    a Vocabulary per feature, fitted on the training split (tfrec.data.vocab)
       train-00000-of-00032.tfrecord ...   the training examples
-      test.csv             the held-out split (user_id, item_id, rating, timestamp)
+      test.csv             the held-out split (user_id, item_id, rating, timestamp; a schema
+                           dataset: rating / timestamp only when its schema names them)
       validation.csv       temporal split only
       state.npz            what a fitted recommender keeps, in vocabulary indices: per-user seen
                            items (CSR), item and user counts, the rating sum, the last-N serving
                            history; plain arrays (loaded with allow_pickle=False)
-      items.csv, users.csv side tables (genres "|"-joined)
+      items.csv, users.csv side tables (genres "|"-joined); your own data (a schema.json
+                           dataset): items.parquet, users.parquet, typed by prepared.json's
+                           "schema", whose fitted feature specs are its "side_features"
 
 Training examples carry the data contract's feature names: ``user_id``, ``item_id`` (tf.string),
 ``rating`` (float32), ``timestamp`` (int64), plus ``gender``, ``age``, ``occupation``, ``zip`` with
@@ -19,6 +22,10 @@ demographics and ``genres`` [MAX_GENRES], ``year`` with an item table, and ``his
 int64 [H], the two-tower's training history (the item-vocabulary indices, 0 = padding, of the items
 the user rated up to the example's second, itself left out, most recent last) -- what
 :class:`tfrec.models.TwoTower` computes from the whole log in memory, so streaming needs no log.
+A schema.json dataset's examples carry its own feature names instead of the MovieLens ones
+(numeric: float32, NaN missing; categorical / text: string; multi_categorical: string [length]),
+and ``rating`` / ``timestamp`` only when the schema names them (without timestamps the histories
+are all padding, as in memory).
 
 Each TFRecord record is one ``tf.train.Example`` holding a *block* of ``block_rows`` (64) examples:
 every feature is the list of the block's values, row after row. Rows are assigned to blocks and
@@ -187,9 +194,29 @@ class PreparedDataset:
         with np.load(self.path / self.meta["state"], allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
+    @property
+    def schema(self) -> Optional[dict]:
+        """The ``schema.json`` dict of a schema dataset (None: a MovieLens layout)."""
+        return self.meta.get("schema")
+
+    @property
+    def side_features(self) -> Optional[dict]:
+        """The schema features' fitted specs (type, list length, training mean/std), as a model
+        fitted in memory on the training split keeps them (``side_features``)."""
+        specs = self.meta.get("side_features")
+        return {name: dict(spec) for name, spec in sorted(specs.items())} if specs else None
+
+    def _typed_side(self, key: str, id_name: str) -> pd.DataFrame:
+        from tfrec.data.tables import read_side_parquet
+
+        types = ((self.schema or {}).get(key) or {}).get("features", {})
+        return read_side_parquet(self.path / self.meta[key], id_name, types)
+
     def items(self) -> Optional[pd.DataFrame]:
         if not self.meta.get("items"):
             return None
+        if self.schema is not None:
+            return self._typed_side("items", "item_id")
         frame = pd.read_csv(self.path / self.meta["items"], dtype={"item_id": str, "title": str},
                             keep_default_na=False)
         frame["year"] = pd.to_numeric(frame["year"], errors="coerce").fillna(0).astype(np.int64)
@@ -199,6 +226,8 @@ class PreparedDataset:
     def users(self) -> Optional[pd.DataFrame]:
         if not self.meta.get("users"):
             return None
+        if self.schema is not None:
+            return self._typed_side("users", "user_id")
         frame = pd.read_csv(self.path / self.meta["users"], dtype={"user_id": str, "gender": str,
                                                                     "occupation": str, "zip": str},
                             keep_default_na=False)
@@ -210,8 +239,10 @@ class PreparedDataset:
             return None
         frame = pd.read_csv(self.path / self.meta[key], dtype={"user_id": str, "item_id": str},
                             keep_default_na=False)
-        frame["rating"] = frame["rating"].astype(np.float32)
-        frame["timestamp"] = frame["timestamp"].astype(np.int64)
+        if "rating" in frame:  # implicit feedback has none
+            frame["rating"] = frame["rating"].astype(np.float32)
+        if "timestamp" in frame:
+            frame["timestamp"] = frame["timestamp"].astype(np.int64)
         return frame
 
     def test(self) -> pd.DataFrame:

@@ -5,7 +5,8 @@
 with the tfrec dtypes (user_id/item_id str, rating float32, timestamp int64). A malformed or
 truncated row raises :class:`~tfrec.errors.DataError` naming the file, line (Parquet: row) and
 field; the text is only re-scanned on that error path. :func:`movielens_source` locates a
-MovieLens folder's ratings file and reads its small side tables.
+MovieLens folder's ratings file and reads its small side tables; :func:`schema_source` does the same
+for a schema.json dataset (whose interactions :mod:`tfrec.data.prepare_schema` reads in chunks).
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ class RatingsSource:
 
 @dataclass
 class SourceData:
-    """A ratings source plus the dataset's (small) side tables and provenance."""
+    """A ratings source plus the dataset's (small) side tables and provenance.
+
+    ``schema`` (a :class:`tfrec.data.schema.Schema`) and ``schema_path`` are set for a schema.json
+    dataset: its interactions are then read by :func:`tfrec.data.own.iter_interactions` and its side
+    tables carry the schema's feature types (see :mod:`tfrec.data.prepare_schema`).
+    """
 
     name: str
     ratings: RatingsSource
@@ -59,6 +65,8 @@ class SourceData:
     synthetic: bool = False
     source: str = ""
     extras: dict = field(default_factory=dict)
+    schema: Optional[object] = None
+    schema_path: Optional[Path] = None
 
 
 def movielens_source(name: str, data_dir=None) -> SourceData:
@@ -116,18 +124,44 @@ def _csv_items(path: Path) -> pd.DataFrame:
 
 
 def resolve_source(dataset, data_dir=None) -> SourceData:
-    """A :class:`SourceData` from a dataset name (MovieLens layouts) or a ready SourceData."""
+    """A :class:`SourceData` from a MovieLens name, a folder with ``schema.json`` (or the file), or
+    a ready SourceData."""
     if isinstance(dataset, SourceData):
         return dataset
+    from tfrec.data.own import is_dataset_folder
+
+    if isinstance(dataset, Path) or (isinstance(dataset, str) and is_dataset_folder(dataset)):
+        return schema_source(dataset)
     if not isinstance(dataset, str):
-        raise ConfigError(f"dataset must be a dataset name such as 'ml-32m', got {type(dataset).__name__}")
+        raise ConfigError(f"dataset must be a dataset name such as 'ml-32m' or a folder with schema.json, got "
+                          f"{type(dataset).__name__}")
     from tfrec.data.movielens import DATASETS
 
     if dataset in DATASETS:
         return movielens_source(dataset, data_dir)
-    raise ConfigError(f"tfrec data prepare: unknown dataset {dataset!r}; expected one of: {', '.join(DATASETS)} "
-                      "(a synthetic folder: `tfrec data synthesize --layout ml-32m --out DIR`, then --dataset ml-32m "
-                      "--data-dir DIR)")
+    if "/" in dataset or Path(dataset).exists():
+        raise DataError(f"{dataset}: not a dataset folder (no schema.json there) and not a MovieLens name; "
+                        "`tfrec data schema FILE ...` writes a starter schema.json")
+    raise ConfigError(f"tfrec data prepare: unknown dataset {dataset!r}; expected one of: {', '.join(DATASETS)}, or "
+                      "a folder with schema.json (a synthetic folder: `tfrec data synthesize --layout ml-32m --out "
+                      "DIR`, then --dataset ml-32m --data-dir DIR)")
+
+
+def schema_source(path) -> SourceData:
+    """The :class:`SourceData` of a folder holding ``schema.json`` (or of the file itself)."""
+    from tfrec.data.own import find_schema, load_side_tables, resolve_path
+    from tfrec.data.schema import Schema
+    from tfrec.data.tables import file_format
+
+    schema_path = find_schema(path)
+    schema = Schema.load(schema_path)
+    file = resolve_path(schema_path.parent, schema.interactions.path)
+    fmt = file_format(file)
+    spec = schema.interactions
+    side = load_side_tables(schema, schema_path.parent)
+    ratings = RatingsSource(file, columns=(spec.user_id, spec.item_id, spec.rating, spec.timestamp), fmt=fmt)
+    return SourceData(name=schema.name, ratings=ratings, items=side["items"], users=side["users"],
+                      source=str(schema_path.parent), schema=schema, schema_path=schema_path)
 
 
 # ------------------------------------------------------------------------------------------------ chunked reading

@@ -20,6 +20,9 @@ import pandas as pd
 from tfrec.errors import ConfigError, DataError
 
 _REQUIRED = ("user_id", "item_id")
+#: the error of a time-ordered split on data without timestamps (in memory and in `tfrec data prepare`).
+NEEDS_TIME_ORDER = ("this split needs time order, but the ratings have no 'timestamp' column (a schema.json with "
+                    "\"timestamp\": null); use the random or cold_start split, or name a timestamp column")
 
 
 def _check_ratings(ratings: pd.DataFrame, need_timestamp: bool = False) -> None:
@@ -28,8 +31,7 @@ def _check_ratings(ratings: pd.DataFrame, need_timestamp: bool = False) -> None:
     need = list(_REQUIRED) + (["timestamp"] if need_timestamp else [])
     missing = [c for c in need if c not in ratings.columns]
     if missing == ["timestamp"]:
-        raise DataError("this split needs time order, but the ratings have no 'timestamp' column (a schema.json "
-                        "with \"timestamp\": null); use the random or cold_start split, or name a timestamp column")
+        raise DataError(NEEDS_TIME_ORDER)
     if missing:
         raise DataError(f"ratings DataFrame is missing column(s) {missing}; has {list(ratings.columns)}")
     if need_timestamp and ratings["timestamp"].dtype.kind not in "iuf":

@@ -111,6 +111,27 @@ def check_columns(path: Path, have, need, where: str) -> None:
                         f"{list(have)}")
 
 
+def write_side_parquet(table: pd.DataFrame, path) -> None:
+    """A schema dataset's loaded side table as Parquet (lists, NaN and strings round-trip exactly),
+    written beside and renamed into place; :func:`read_side_parquet` reads it back."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_parquet(tmp, engine="pyarrow", index=False)
+    tmp.replace(path)
+
+
+def read_side_parquet(path, key: str, types: dict) -> pd.DataFrame:
+    """A side table written by :func:`write_side_parquet`, with its feature ``types`` attached."""
+    from tfrec.data.features import with_feature_types
+
+    table = pd.read_parquet(path, engine="pyarrow")
+    table[key] = table[key].astype(str)
+    for name, kind in types.items():
+        if kind == "multi_categorical":
+            table[name] = [list(v) if v is not None else [] for v in table[name]]
+    return with_feature_types(table, types)
+
+
 # ------------------------------------------------------------------------------------------------ columns
 def _is_missing(v) -> bool:
     if v is None:

@@ -165,7 +165,7 @@ class RetrievalModule(tf.Module):
         return self._finish(positions, scores, None, None, self.k)
 
     def _new_user_from_schema(self, *values):
-        """recommend_new_user of a schema.json dataset: its user features, in schema order."""
+        """recommend_new_user of a schema.json dataset: its user features, in spec (name) order."""
         feats = dict(zip(self.new_user_specs, values))
         feats[F.USER_ID] = tf.fill(tf.shape(values[0])[:1], "")  # out of vocabulary: the id-dropout row
         queries = self.query_model(feats, training=False)

@@ -172,13 +172,7 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
     # -- data ------------------------------------------------------------------------------------------
     def _prepare(self, train: pd.DataFrame, items, users) -> None:
         super()._prepare(train, items if self.use_features else None, users if self.use_features else None)
-        self._users_table = None
-        if self.use_features and users is not None:
-            # Users the training split never saw, but the users table knows: scored by their features.
-            schema = self.side_features is not None
-            self._users_table = (users.set_index(users[F.USER_ID].astype(str).to_numpy(dtype=object)) if schema
-                                 else F.user_feature_table(users))
-        self._items_table = items if self.use_features else None
+        self._set_lookup_tables(items, users)
         # logQ: log of each item's share of training interactions (in-batch sampling probability).
         counts = pd.Series(train["item_id"].astype(str)).value_counts()
         vocab = self.vocabularies[F.ITEM_ID]
@@ -199,13 +193,21 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
                 tower.set_history(table)
                 tower.set_training_sequences(keys, items, starts)
 
+    def _set_lookup_tables(self, items, users) -> None:
+        self._users_table = None
+        if self.use_features and users is not None:
+            # Users the training split never saw, but the users table knows: scored by their features.
+            schema = self.side_features is not None
+            self._users_table = (users.set_index(users[F.USER_ID].astype(str).to_numpy(dtype=object)) if schema
+                                 else F.user_feature_table(users))
+        self._items_table = items if self.use_features else None
+
     def _prepare_summary(self, item_counts: np.ndarray, history: np.ndarray, items, users) -> None:
         """What :meth:`_prepare` derives from the training frame, from a prepared dataset's summary
         (:mod:`tfrec.data.prepared`): ``item_counts`` [n_items + 1] training interactions per item
         vocabulary index, ``history`` [n_users + 1, H] each user's last H items (H >= history_length).
         Training then reads each example's history from its ``history_items`` feature."""
-        self._users_table = F.user_feature_table(users) if (self.use_features and users is not None) else None
-        self._items_table = items if self.use_features else None
+        self._set_lookup_tables(items, users)
         prob = (np.asarray(item_counts, np.float64) + 1.0) / (float(np.sum(item_counts)) + len(item_counts))
         self._item_logq.assign(np.log(prob).astype(np.float32))
         if self.history_length:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tfrec.data.tables import read_side_parquet, write_side_parquet
 from tfrec.errors import DataError
 from tfrec.models import registry
 from tfrec.training.result import TrainResult, init_params, is_keras
@@ -54,24 +55,6 @@ def _ratings_from_csv(path: Path) -> pd.DataFrame:
     if "timestamp" in frame:
         frame["timestamp"] = frame["timestamp"].astype(np.int64)
     return frame
-
-
-def _write_side(table: pd.DataFrame, path: Path) -> None:
-    """A schema dataset's side table as Parquet (lists, NaN and strings round-trip exactly)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_parquet(tmp, engine="pyarrow", index=False)
-    tmp.replace(path)
-
-
-def _read_side(path: Path, key: str, types: dict) -> pd.DataFrame:
-    from tfrec.data.features import with_feature_types
-
-    table = pd.read_parquet(path, engine="pyarrow")
-    table[key] = table[key].astype(str)
-    for name, kind in types.items():
-        if kind == "multi_categorical":
-            table[name] = [list(v) if v is not None else [] for v in table[name]]
-    return with_feature_types(table, types)
 
 
 def _map_items(items: pd.DataFrame) -> pd.DataFrame:
@@ -111,7 +94,7 @@ def save_run(result: TrainResult, run_dir, *, plots: bool = True) -> Path:
     if is_schema_data(result.items, result.users):
         for name, table in (("items", result.items), ("users", result.users)):
             if table is not None:
-                _write_side(table, run_dir / f"{name}.parquet")
+                write_side_parquet(table, run_dir / f"{name}.parquet")
     else:
         if result.items is not None:
             atomic_write_text(run_dir / "items.csv", _items_to_csv(result.items))
@@ -160,9 +143,9 @@ def load_run(run_dir) -> TrainResult:
     if (run_dir / "items.parquet").is_file() or (run_dir / "users.parquet").is_file():  # your own data
         types = {k: (schema.get(k) or {}).get("features", {}) for k in ("items", "users")}
         if (run_dir / "items.parquet").is_file():
-            items = _read_side(run_dir / "items.parquet", "item_id", types["items"])
+            items = read_side_parquet(run_dir / "items.parquet", "item_id", types["items"])
         if (run_dir / "users.parquet").is_file():
-            users = _read_side(run_dir / "users.parquet", "user_id", types["users"])
+            users = read_side_parquet(run_dir / "users.parquet", "user_id", types["users"])
     elif (run_dir / "users.csv").is_file():
         users = pd.read_csv(run_dir / "users.csv", dtype={"user_id": str, "gender": str, "occupation": str, "zip": str},
                             keep_default_na=False)

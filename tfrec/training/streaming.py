@@ -60,8 +60,12 @@ def configure_from_prepared(model, prepared) -> PreparedDataset:
             mean = model._global_mean_from(pd.Series([float(state["rating_sum"][0]) / n_train]))
             if mean is not None:
                 model.global_mean = mean
+        side = prepared.side_features  # a schema.json dataset: features typed by its schema
+        use_side = model.uses_side_features and getattr(model, "use_features", True)
+        if side is not None and use_side:
+            model._side_features = Untracked(side)  # as fit(): specs with training-split statistics
         keep = [F.USER_ID, F.ITEM_ID] + ([k for k in vocabs if k not in (F.USER_ID, F.ITEM_ID)]
-                                         if model.uses_side_features else [])
+                                         if model.uses_side_features and (side is None or use_side) else [])
         model._vocabularies = Untracked(normalise_vocabularies({k: vocabs[k].values for k in keep if k in vocabs}))
         model._build()
     elif list(model.vocabularies[F.ITEM_ID]) != vocabs[F.ITEM_ID].values or \

@@ -166,10 +166,7 @@ def train(
     if "seed" in init_params(cls) and "seed" not in ctor_hp:
         ctor_hp["seed"] = seed
     model = registry.create_model(model_name, **ctor_hp)
-    if _is_rating_model(model) and not data.has_ratings:
-        raise DataError(f"model {model_name!r} predicts ratings, but dataset {data.name!r} has no 'rating' column "
-                          "(implicit feedback: schema.json interactions.rating is null); train a ranking model such "
-                          "as two_tower, item_knn or popularity, or name the rating column in schema.json")
+    _check_has_ratings(model, model_name, data.name, data.has_ratings)
 
     run_dir = Path(output) if output is not None else None
     fit_kwargs = dict(fit_hp)
@@ -235,6 +232,13 @@ def train(
     return result
 
 
+def _check_has_ratings(model, model_name: str, dataset: str, has_ratings: bool) -> None:
+    if _is_rating_model(model) and not has_ratings:
+        raise DataError(f"model {model_name!r} predicts ratings, but dataset {dataset!r} has no 'rating' column "
+                        "(implicit feedback: schema.json interactions.rating is null); train a ranking model such "
+                        "as two_tower, item_knn or popularity, or name the rating column in schema.json")
+
+
 def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard: bool, plots: bool, verbose: int,
                     steps_per_epoch: Optional[int], eval_users: Optional[int], **hyperparameters) -> TrainResult:
     """:func:`train` on a PREPARED folder: stream the shards, evaluate on its test split."""
@@ -252,6 +256,7 @@ def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard
     if "seed" in init_params(cls) and "seed" not in ctor_hp:
         ctor_hp["seed"] = seed
     model = registry.create_model(model_name, **ctor_hp)
+    _check_has_ratings(model, model_name, prep.meta["dataset"], "rating" in prep.features)
     run_dir = Path(output) if output is not None else None
     callbacks = list(fit_hp.pop("callbacks", None) or [])
     if tensorboard and run_dir is not None:
@@ -278,6 +283,7 @@ def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard
         "synthetic": bool(prep.meta.get("synthetic")),
         "data_source": prep.meta.get("source"),
         "prepared": str(prep.path.resolve()),
+        "schema": prep.schema,
         "split": prep.meta["split"],
         "test_fraction": prep.meta.get("test_fraction"),
         "seed": seed,
