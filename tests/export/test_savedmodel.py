@@ -82,6 +82,24 @@ def test_recommend_k_and_request_exclusions(exported, loaded):
         sig(user_id=tf.constant([user]), k=tf.constant(10_000), exclude_item_ids=tf.constant([[""]]))
 
 
+def test_bruteforce_recommend_is_exact_for_a_batch_with_shared_exclusions(exported, loaded):
+    # The brute-force variant masks seen items and exclusions over the whole catalog: its top k_max
+    # equals the model's ranking minus the excluded items, for every user of a batch (one row of
+    # exclusions applies to all), and an unknown user in the batch gets the popularity ranking.
+    model = exported["two_tower"].model
+    users = list(model.user_index_)[:8]
+    k = read_model_card(exported["tt_info"]["paths"][1])["index"]["k_max"]
+    expected = model.recommend(users, k=k + 3)
+    excluded = expected[expected.user_id == users[0]].item_id.tolist()[:3] + ["no-such-item"]
+    out = loaded["bruteforce"].signatures["recommend"](user_id=tf.constant(users + ["no-such-user"]),
+                                                      k=tf.constant(k), exclude_item_ids=tf.constant([excluded]))
+    for r, u in enumerate(users):
+        want = [i for i in expected[expected.user_id == u].item_id.tolist() if i not in excluded][:k]
+        assert _ids(out, r) == want
+    order = np.lexsort((np.arange(len(model.popularity_)), -model.popularity_))
+    assert _ids(out, len(users)) == [i for i in model.catalog_[order] if i not in excluded][:k]
+
+
 def test_embeddings_similar_items_and_new_users(exported, loaded):
     model = exported["two_tower"].model
     m = loaded["bruteforce"]

@@ -36,14 +36,22 @@ class RetrievalModule(tf.Module):
         self.user_embeddings = tf.constant(np.vstack([np.zeros((1, self.dim), np.float32), user_emb]))
         norm = cand / np.maximum(np.linalg.norm(cand, axis=1, keepdims=True), 1e-12)
         self.normalized_candidates = tf.constant(norm.astype(np.float32))
-        # Seen (user row, item position) pairs as int64 keys of a hash set.
-        # One numpy array per user, not a Python int per pair: 32M pairs at ML-32M scale.
-        parts = [row * self.n_items + np.asarray(model.seen_[u], dtype=np.int64)
-                 for row, u in enumerate(users, start=1) if len(model.seen_.get(u, ()))]
+        self.use_scann = bool(use_scann)
         max_seen = max((len(v) for v in model.seen_.values()), default=0)
-        keys = np.concatenate(parts) if parts else np.asarray([-1], dtype=np.int64)
-        self.seen_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.ones(len(keys), tf.int64)), 0)
+        seen = [np.asarray(model.seen_.get(u, ()), dtype=np.int64) for u in users]
+        if self.use_scann:
+            # Seen (user row, item position) pairs as int64 keys of a hash set, looked up for the
+            # k_retrieve neighbours ScaNN returns. One numpy array per user, not a Python int per
+            # pair: 32M pairs at ML-32M scale.
+            parts = [row * self.n_items + s for row, s in enumerate(seen, start=1) if len(s)]
+            keys = np.concatenate(parts) if parts else np.asarray([-1], dtype=np.int64)
+            self.seen_table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.ones(len(keys), tf.int64)), 0)
+        else:
+            # Brute force scores every candidate, so seen items are masked in place: each user's seen
+            # positions as one ragged row (row-split offsets by user row; row 0, the unknown user, empty).
+            self.seen_splits = tf.constant(np.concatenate([[0, 0], np.cumsum([len(s) for s in seen])]).astype(np.int64))
+            self.seen_positions = tf.constant(np.concatenate(seen) if seen else np.zeros(0, np.int64))
         # Candidates retrieved before exclusions: enough that k_max remain after removing the
         # user's seen items and up to k_max request-time exclusions.
         self.k_retrieve = int(min(self.n_items, self.k_max + max_seen + self.k_max))
@@ -53,7 +61,9 @@ class RetrievalModule(tf.Module):
         order = np.lexsort((np.arange(len(pop)), -pop))[: self.k_retrieve]
         self.pop_positions = tf.constant(order.astype(np.int64))
         self.pop_scores = tf.constant((pop[order] / max(pop.sum(), 1.0)).astype(np.float32))
-        self.use_scann = bool(use_scann)
+        # Every item's popularity score (the brute-force ranking of an unknown user; item counts, so
+        # ties in float32 are ties in count and top_k's lower-position-first matches ``order``).
+        self.all_pop_scores = tf.constant((pop / max(pop.sum(), 1.0)).astype(np.float32))
         self.scann_params = dict(scann_params or {})
         if self.use_scann:
             self.index = scann_index(k=self.k_retrieve, **self.scann_params)
@@ -103,8 +113,29 @@ class RetrievalModule(tf.Module):
         chosen = tf.gather(positions, top.indices, batch_dims=1)
         return {"item_ids": tf.gather(self.item_ids, tf.maximum(chosen, 0)), "scores": top.values}
 
+    def _exact_for_users(self, rows, k, exclude_positions):
+        """Brute force: all candidates scored, the user's seen items and the request's exclusions set
+        to -inf in place, then the top k (a top_k of k_retrieve first, as ScaNN's path needs, is a
+        near-full sort of the catalog: most of a request's time)."""
+        scores = tf.matmul(tf.gather(self.user_embeddings, rows), self.candidates, transpose_b=True)
+        scores = tf.where((rows > 0)[:, None], scores, self.all_pop_scores[None, :])
+        spans = tf.ragged.range(tf.gather(self.seen_splits, rows), tf.gather(self.seen_splits, rows + 1))
+        masked = tf.stack([spans.value_rowids(), tf.gather(self.seen_positions, spans.flat_values)], axis=1)
+        if exclude_positions is not None:
+            # One row of exclusions applies to every user (broadcast, as the ScaNN path compares them);
+            # unknown ids (-1) exclude nothing.
+            exclude_positions = tf.broadcast_to(exclude_positions,
+                                                tf.stack([tf.shape(rows)[0], tf.shape(exclude_positions)[1]]))
+            hit = tf.where(exclude_positions >= 0)
+            masked = tf.concat([masked, tf.stack([hit[:, 0], tf.gather_nd(exclude_positions, hit)], axis=1)], 0)
+        scores = tf.tensor_scatter_nd_update(scores, masked, tf.fill(tf.shape(masked)[:1], -np.inf))
+        top = tf.math.top_k(scores, k=k, sorted=True)
+        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
+
     def _for_users(self, user_id, k, exclude_positions, k_retrieve: int):
         rows = self.user_table.lookup(user_id)
+        if not self.use_scann:
+            return self._exact_for_users(rows, k, exclude_positions)
         positions, scores = self._retrieve(tf.gather(self.user_embeddings, rows), k_retrieve)
         batch = tf.shape(user_id)[0]
         known = (rows > 0)[:, None]
