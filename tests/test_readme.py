@@ -352,7 +352,7 @@ def check_train_json(cmd, out, ws):
     assert metrics["fit_seconds"] > 0 and "hyperparameters" in metrics
     if " mf " in f" {cmd} ":
         assert 0.8 < metrics["rmse"] < 1.0 and 0.6 < metrics["mae"] < 0.85, metrics
-    if "--dataset shop" in cmd:
+    if "--dataset shop" in cmd or "--prepared shop-prepared" in cmd:
         assert 0.0 < metrics["full"]["ndcg@10"] < 1.0 and metrics["full"]["n_users"] == 300, metrics
     elif "two_tower" in cmd:
         assert 0.0 < metrics["full"]["ndcg@10"] < 1.0 and metrics["full"]["n_users"] == 943, metrics
@@ -418,6 +418,15 @@ def check_data_schema(cmd, out, ws):
     assert schema.interactions.user_id == "customer" and schema.item_features["tags"] == "multi_categorical", out
 
 
+def check_prepare(cmd, out, ws):
+    argv = shlex.split(cmd, comments=True)
+    meta = json.loads((ws.cwd / argv[argv.index("--out") + 1] / "prepared.json").read_text())
+    assert f"{meta['counts']['train']:,} training examples" in out, out
+    if "--dataset shop" in cmd:  # the "Your own data" block: the schema and its typed features
+        assert meta["schema"]["name"] == "shop" and meta["features"]["price"]["dtype"] == "float32", meta
+        assert meta["counts"]["test"] == 300 and "rating" not in meta["features"], meta
+
+
 def check_example_written(cmd, out, ws):
     assert (ws.cwd / "shop" / "schema.json").is_file() and (ws.cwd / "shop" / "events.csv").is_file()
 
@@ -426,6 +435,7 @@ OUTPUT_CHECKS = [
     (r"^python -c \"from tfrec.data.examples import", check_example_written),
     (r"^tfrec data schema\b", check_data_schema),
     (r"^tfrec data describe\b", check_describe),
+    (r"^tfrec data prepare\b", check_prepare),
     (r"^tfrec train \S+ .*--json", check_train_json),
     (r"^tfrec evaluate\b", check_evaluate),
     (r"^tfrec export\b", check_export),
@@ -779,7 +789,8 @@ def test_allowlisted_block(prefix):
 @pytest.mark.slow
 def test_own_data_block(ml100k_dir, tmp_path):
     """The "Your own data" block: write the made-up shop, infer a schema, describe, train the two-tower
-    and popularity on it, export (the two-tower gets the documented ``--epochs 1``)."""
+    and popularity on it, export, prepare it out of core and train the two-tower on the shards (the
+    two-tower gets the documented ``--epochs 1``)."""
     ws = make_workspace(tmp_path, "repo", ml100k_dir)
     done = run_shell_block(ws, find_block('python -c "from tfrec.data.examples import'), port=str(_free_port()))
     assert [c for c, _ in done] == find_block('python -c "from tfrec.data.examples import').commands
