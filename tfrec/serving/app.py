@@ -11,10 +11,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
+from urllib.parse import unquote
 
 import numpy as np
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from tfrec.serving import inference, rest_api
@@ -37,6 +39,7 @@ _PREDICTION_API = re.compile(
 _MODEL_STATUS_API = re.compile(
     r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.DOTALL)
 _ORIGIN = re.compile(r"https?://")
+_VERB_APIS = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
 
 
 def _json(obj, status: int = 200) -> Response:
@@ -53,8 +56,6 @@ def _status_error(exc: StatusError) -> Response:
 
 def parse_model_info(method: str, path: str):
     """TF Serving's ParseModelInfo: (name, version, label, verb, subresource) or None when no match."""
-    from urllib.parse import unquote
-
     if method == "POST":
         m = _PREDICTION_API.fullmatch(path)
         if not m:
@@ -310,16 +311,15 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
     def run_predict(signature, arrays):
         return inference.run_signature(signature, arrays)
 
-    async def process(request: Request, method: str, raw_path: str, body: bytes, state: dict) -> Response:
+    async def process(scope, method: str, raw_path: str, body: bytes, state: dict) -> Response:
         """TF Serving's HttpRestApiHandler::ProcessRequest."""
         if method == "OPTIONS":  # a CORS preflight
-            if _ORIGIN.search(request.headers.get("origin", "")):
+            if _ORIGIN.search(Headers(scope=scope).get("origin", "")):
                 return Response(b"", media_type="application/json")
             raise StatusError("Origin header is missing in CORS preflight", "FAILED_PRECONDITION")
         parsed = parse_model_info(method, raw_path)
-        malformed = InvalidRequest(f"Malformed request: {method} {raw_path}")
         if parsed is None:
-            raise malformed
+            raise InvalidRequest(f"Malformed request: {method} {raw_path}")
         model, version, label, verb, sub = parsed
         state["model"] = model
         if version is not None and label is not None:  # (the regexes never give both)
@@ -346,9 +346,10 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
                 if not servables:
                     raise ServableNotFound(f"Could not find any versions of model {model}")
             return _json(_status_json(servables))
-        if verb not in ("predict", "classify", "regress"):  # matched case-insensitively, dispatched exactly
-            raise malformed
-        state["api"] = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}[verb]
+        api = _VERB_APIS.get(verb)
+        if api is None:  # matched case-insensitively, dispatched exactly
+            raise InvalidRequest(f"Malformed request: {method} {raw_path}")
+        state["api"] = api
         if len(body) > max_body_bytes:
             raise InvalidRequest(f"Request body of {len(body)} bytes exceeds tfrec serve's limit of "
                                  f"{max_body_bytes}")
@@ -369,9 +370,19 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
         result, _ = await loop.run_in_executor(predict_pool, inference.regress, servable, sig_name, request_input)
         return Response(rest_api.encode_regression(result), media_type="application/json")
 
-    async def handle(request: Request) -> Response:
+    async def read_body(receive) -> bytes:
+        # Starlette's Request.body without its stream generator (this runs once per request).
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnect()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def handle(scope, receive) -> Response:
         started = time.perf_counter()
-        scope = request.scope
         method = scope["method"]
         raw = scope.get("raw_path")
         # TF Serving matches the path as sent (names and labels are URL-decoded after matching).
@@ -381,14 +392,14 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
         try:
             # The whole body is read first, whatever the method and path (as TF Serving's dispatcher
             # does): an answer sent while the client is still sending would reset its connection.
-            body = await request.body()
+            body = await read_body(receive)
             if metrics is not None and scope["path"] == metrics.config.path and method == "GET":
                 status = 200
                 return Response(metrics.render(), media_type="text/plain; version=0.0.4")
             if not _DISPATCH.fullmatch(raw_path):
                 status = 404  # TF Serving's HTTP server: no handler for the path
                 return _error(f"Not found: {method} {raw_path}", 404)
-            response = await process(request, method, raw_path, body, state)
+            response = await process(scope, method, raw_path, body, state)
             status = response.status_code
             return response
         except StatusError as exc:
@@ -446,7 +457,10 @@ class _ServingApp(Starlette):
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             scope["app"] = self
-            response = await self._handler(Request(scope, receive))
-            await response(scope, receive, send)
+            response = await self._handler(scope, receive)
+            # Response.__call__'s two messages (no background tasks here).
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": response.raw_headers})
+            await send({"type": "http.response.body", "body": response.body})
             return
         await super().__call__(scope, receive, send)

@@ -185,7 +185,9 @@ def run_serve(args) -> int:
     try:
         if args.rest_api_port:
             uvicorn.run(app, host=args.rest_api_host, port=args.rest_api_port, log_level="warning",
-                        access_log=False, loop=_pick("uvloop", "auto"), http=_pick("httptools", "auto"))
+                        access_log=False, loop=_pick("uvloop", "auto"), http=_pick("httptools", "auto"),
+                        # X-Forwarded-* rewriting changes only scope fields the handler never reads.
+                        proxy_headers=False)
         elif grpc_server is not None:
             grpc_server.wait_for_termination()
     except KeyboardInterrupt:
