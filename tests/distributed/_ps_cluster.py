@@ -45,17 +45,30 @@ from tfrec.training import distribute  # noqa: E402
 original_copy = distribute.local_copy
 
 
-def recording_copy(model, train, **kwargs):
+def recording_copy(model, *args, **kwargs):
     spy(model)
-    return original_copy(model, train, **kwargs)
+    return original_copy(model, *args, **kwargs)
 
 
 import tfrec.training.trainer as trainer  # noqa: E402
+from tfrec.models import distributed_input  # noqa: E402
+
+creators = []
+original_input = distributed_input.file_sharded_input
+
+
+def recording_input(*args, **kwargs):
+    creators.append(original_input(*args, **kwargs))
+    return creators[-1]
+
+
+distributed_input.file_sharded_input = recording_input
 
 trainer.local_copy = recording_copy
 result = tfrec.train("two_tower", "synthetic", split="leave_last_out", strategy="parameter_server", output=out,
-                     verbose=0, connect_timeout=60, **hyper)
+                     connect_timeout=60, **{"verbose": 0, **hyper})
+draws = int(creators[0].draws.numpy()) if creators else None  # worker datasets made from prepared shards
 json.dump({"metrics": {k: v for k, v in result.metrics.items() if k in ("full", "sampled_100")},
-           "sharded": sharded}, sys.stdout)
+           "sharded": sharded, "draws": draws}, sys.stdout)
 sys.stdout.flush()
 os._exit(0)  # the in-process servers have no clean shutdown

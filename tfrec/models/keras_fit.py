@@ -21,7 +21,7 @@ from tfrec.data import features as F
 from tfrec.errors import ConfigError, DataError
 from tfrec.models.base import validate_ratings_frame
 from tfrec.models.batching import cached_blocks, default_block_size, epoch_batches, shuffled_batches
-from tfrec.models.distributed_input import active_strategy, distributed_fit_input
+from tfrec.models.distributed_input import active_strategy, distributed_fit_input, keras_verbose
 from tfrec.models.checks import check_fraction, check_positive_int, normalise_vocabularies
 from tfrec.models.layers import Untracked
 from tfrec.models.optimizers import DenseGradientAdam
@@ -288,6 +288,7 @@ class KerasFitMixin:
                                                       make_train_dataset=rebuild if frame is not None else None,
                                                       n_rows=len(frame) if frame is not None else None)
             kwargs = {**kwargs, **extra}
+            verbose = keras_verbose(strategy, verbose)
         return dict(super().fit(ds, validation_data=val_ds, epochs=epochs, verbose=verbose, callbacks=cbs,
                                 **kwargs).history)
 

@@ -6,7 +6,7 @@ variable, and checks that cluster at the boundary so a mistake fails fast with a
 instead of hanging:
 
 * ``none``: no strategy (today's single-process training).
-* ``mirrored``: ``MirroredStrategy`` over this machine's devices.
+* ``mirrored``: ``MirroredStrategy`` over this machine's GPUs, else its logical CPU devices.
 * ``multi_worker``: ``MultiWorkerMirroredStrategy``; every worker runs the same ``tfrec train``
   command with its own ``TF_CONFIG`` (``{"cluster": {"worker": [...]}, "task": {"type": "worker",
   "index": i}}``); worker 0 (or a ``chief`` task) is the chief.
@@ -40,6 +40,7 @@ DEFAULT_CONNECT_TIMEOUT = 120.0
 #: seconds without a heartbeat before a multi_worker peer is declared dead (TensorFlow's default: 10).
 DEFAULT_HEARTBEAT_TIMEOUT = 120.0
 _JOBS = ("chief", "worker", "ps", "evaluator")
+_MIRRORED: dict = {}  # device names -> the process's MirroredStrategy over them
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,13 @@ def make_strategy(name: str = "none", *, connect_timeout: float = DEFAULT_CONNEC
     import tensorflow as tf
 
     if name == "mirrored":
-        return Distribution(name, tf.distribute.MirroredStrategy())
+        # The GPUs, else every logical CPU device (one unless the process configured several).
+        devices = tuple(d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
+        # One strategy per device set and process: a second MirroredStrategy on the same devices
+        # restarts the collective keys, and TensorFlow then mixes up the all-reduces of two models.
+        if devices not in _MIRRORED:
+            _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
+        return Distribution(name, _MIRRORED[devices])
     config = read_tf_config(environ)
     if name == "multi_worker":
         extra = sorted(set(config.cluster) - {"chief", "worker"})
@@ -292,13 +299,15 @@ def serve_task(environ: Optional[Mapping[str, str]] = None, *, ready_message: bo
     server.join()
 
 
-def local_copy(model, train, *, items=None, users=None):
+def local_copy(model, train=None, *, items=None, users=None, prepared=None):
     """An ordinary single-process copy of a Keras recommender trained under a strategy.
 
     The weights go through a TF checkpoint in a temporary directory (a checkpoint stores a sharded
     parameter-server variable as one full tensor), then into a model rebuilt from its config
     outside any strategy scope: plain variables, so evaluation, the run folder and the exported
-    SavedModel are the same as after single-process training.
+    SavedModel are the same as after single-process training. The copy's state comes from the
+    training frame ``train`` (with ``items``/``users``) or from the ``prepared`` folder it was
+    trained on.
     """
     import shutil
     import tempfile
@@ -308,10 +317,18 @@ def local_copy(model, train, *, items=None, users=None):
         path = os.path.join(tmp, "weights")
         model.save_weights(path)
         copy = type(model).from_config(model.get_config())
-        copy.restore(train, items=items, users=users, weights=path)
+        if prepared is not None:
+            from tfrec.training.streaming import configure_from_prepared
+
+            configure_from_prepared(copy, prepared)
+            copy._build_all_variables()
+            copy.load_weights(path).expect_partial()
+        else:
+            copy.restore(train, items=items, users=users, weights=path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for attr in ("history_", "best_epoch_", "fit_seconds_"):
+    for attr in ("history_", "best_epoch_", "fit_seconds_", "examples_per_second_",
+                 "examples_per_second_with_startup_", "input_plan_"):
         if hasattr(model, attr):
             setattr(copy, attr, getattr(model, attr))
     return copy

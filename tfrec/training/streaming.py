@@ -9,7 +9,10 @@
   folder's small summary files;
 * :func:`fit_prepared` streams the TFRecord shards (:func:`tfrec.data.prepared.shard_dataset`:
   files interleaved, examples shuffled within a buffer) into Keras ``fit``; ``steps_per_epoch``
-  caps an epoch. There is no validation split to stop early on: epochs are what you ask for;
+  caps an epoch. There is no validation split to stop early on: epochs are what you ask for.
+  Inside a ``tf.distribute`` strategy scope the shard files are split across the workers, each
+  reading only its own (:func:`tfrec.models.distributed_input.file_sharded_input`), with the same
+  number of steps on every synchronous worker;
 * :func:`evaluate_prepared` evaluates on the prepared test split; full ranking streams users in
   batches (top-k per batch) and excludes each user's training items from the model's own state.
 
@@ -29,6 +32,7 @@ from tfrec.data import features as F
 from tfrec.data.prepared import HISTORY_ITEMS, PreparedDataset, open_prepared
 from tfrec.errors import ConfigError
 from tfrec.models.checks import normalise_vocabularies
+from tfrec.models.distributed_input import active_strategy, is_parameter_server, keras_verbose
 from tfrec.models.layers import Untracked
 
 DEFAULT_SHUFFLE_BUFFER = 1 << 17
@@ -113,17 +117,25 @@ def training_features(model, prepared: PreparedDataset) -> list:
     return names
 
 
-def prepared_training_dataset(model, prepared: PreparedDataset, *, batch_size: int, seed: int,
-                              steps_per_epoch: Optional[int] = None, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER):
+def prepared_training_dataset(model, prepared: PreparedDataset, *, batch_size: int, seed,
+                              steps_per_epoch: Optional[int] = None, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+                              files=None, repeat: bool = False):
     """Shuffled training batches for ``model`` from the prepared shards (repeated when
-    ``steps_per_epoch`` caps an epoch; otherwise one epoch = one pass over the shards)."""
+    ``steps_per_epoch`` caps an epoch or ``repeat``; otherwise one epoch = one pass over the shards).
+
+    ``files`` reads only those shards (paths, or a dataset of them: a distributed worker's share).
+    """
     import tensorflow as tf
+
+    from tfrec.data.prepared import shard_dataset
 
     label = model.label_key
     drop = label is None  # in-batch softmax models (two-tower) train on full batches, as in memory
-    ds = prepared.dataset(batch_size=batch_size, features=training_features(model, prepared), label_key=label,
-                          shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed, drop_remainder=drop,
-                          repeat=steps_per_epoch is not None)
+    repeat = repeat or steps_per_epoch is not None
+    ds = shard_dataset(prepared.shard_files if files is None else files, prepared.features, batch_size=batch_size,
+                       features=training_features(model, prepared), label_key=label, shuffle=True,
+                       shuffle_buffer=shuffle_buffer, seed=seed, drop_remainder=drop, repeat=repeat,
+                       block_rows=prepared.block_rows)
     n_hist = getattr(model, "history_length", 0)
     if n_hist and HISTORY_ITEMS in prepared.features and prepared.history_length > n_hist:
         def last_n(*elem):
@@ -131,7 +143,7 @@ def prepared_training_dataset(model, prepared: PreparedDataset, *, batch_size: i
             feats[HISTORY_ITEMS] = feats[HISTORY_ITEMS][:, -n_hist:]  # right-aligned: the latest n
             return (feats,) + tuple(elem[1:]) if len(elem) > 1 else feats
         ds = ds.map(last_n)
-    if steps_per_epoch is None:
+    if not repeat:
         n = prepared.n_train
         batches = n // batch_size if drop else -(-n // batch_size)
         ds = ds.apply(tf.data.experimental.assert_cardinality(max(1, batches)))
@@ -158,14 +170,22 @@ def fit_prepared(model, prepared, *, epochs: Optional[int] = None, batch_size: O
     if not getattr(model, "_is_compiled", False):
         model._compile_default()
     model._prebuild_for_training()
-    ds = prepared_training_dataset(model, prepared, batch_size=batch_size, seed=model.seed,
-                                   steps_per_epoch=steps_per_epoch, shuffle_buffer=shuffle_buffer)
+    strategy = active_strategy()
+    if strategy is None:
+        ds = prepared_training_dataset(model, prepared, batch_size=batch_size, seed=model.seed,
+                                       steps_per_epoch=steps_per_epoch, shuffle_buffer=shuffle_buffer)
+    else:
+        ds, steps_per_epoch = _distributed_dataset(model, prepared, strategy, batch_size=batch_size,
+                                                   steps_per_epoch=steps_per_epoch, shuffle_buffer=shuffle_buffer,
+                                                   verbose=verbose)
     if hasattr(model, "_cand_cache"):
         model._cand_cache = None
     t_fit = time.perf_counter()
     meter = _Throughput()
-    history = tf.keras.Model.fit(model, ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
-                                 callbacks=list(callbacks or []) + [meter.callback])
+    # Keras refuses batch-level callbacks under a parameter server: the rate includes start-up there.
+    metered = [] if strategy is not None and is_parameter_server(strategy) else [meter.callback]
+    history = tf.keras.Model.fit(model, ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                 verbose=keras_verbose(strategy, verbose), callbacks=list(callbacks or []) + metered)
     train_seconds = time.perf_counter() - t_fit
     model.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     steps = steps_per_epoch if steps_per_epoch is not None else (
@@ -175,6 +195,27 @@ def fit_prepared(model, prepared, *, epochs: Optional[int] = None, batch_size: O
     model.examples_per_second_with_startup_ = steps * epochs * batch_size / max(train_seconds, 1e-9)
     model.fit_seconds_ = time.perf_counter() - t0
     return model
+
+
+def _distributed_dataset(model, prepared: PreparedDataset, strategy, *, batch_size: int,
+                         steps_per_epoch: Optional[int], shuffle_buffer: int, verbose):
+    """(Keras ``DatasetCreator``, steps per epoch) reading the shards split by file across the
+    strategy's workers (:func:`tfrec.models.distributed_input.plan_file_shards`); sets
+    ``model.input_plan_``."""
+    from tfrec.models.distributed_input import file_sharded_input, plan_file_shards
+
+    counts = [int(s["examples"]) for s in prepared.meta["shards"]]
+    plan = plan_file_shards(strategy, prepared.shard_files, counts, batch_size=batch_size,
+                            steps_per_epoch=steps_per_epoch)
+
+    def make_dataset(files, seed, rows):
+        return prepared_training_dataset(model, prepared, batch_size=rows, seed=seed, files=files, repeat=True,
+                                         shuffle_buffer=shuffle_buffer)
+
+    model.input_plan_ = plan  # a dataclass: Keras would wrap a dict attribute
+    creator = file_sharded_input(strategy, plan, make_dataset, seed=model.seed,
+                                 log=(lambda message: log(verbose, message)) if verbose else None)
+    return creator, plan.steps_per_epoch
 
 
 class _Throughput:

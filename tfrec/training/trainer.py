@@ -116,7 +116,10 @@ def train(
         train by streaming its TFRecord shards (Keras models only; ``dataset``, ``data_dir``,
         ``split``, ``test_fraction`` are the folder's). Peak memory does not grow with the number
         of ratings; there is no early stopping (no validation split): ``epochs`` epochs are run.
-      steps_per_epoch: with ``prepared``, cap an epoch at this many batches.
+        Under a ``strategy`` the shard files are split across the workers (each reads its own;
+        prepare at least as many shards as workers), see
+        :func:`tfrec.models.distributed_input.plan_file_shards`; ``config.json`` records the plan.
+      steps_per_epoch: with ``prepared``, cap an epoch at this many batches (global steps).
       eval_users: with ``prepared``, rank a seeded sample of this many test users (default all).
       plots: write the run folder's PNGs (learning curve; retrieval models: t-SNE embedding map
         and ScaNN recall/latency sweep).
@@ -126,7 +129,8 @@ def train(
         result with empty ``metrics`` and no run folder, having written nothing outside a
         temporary directory. The returned model is always an ordinary single-process copy.
       backup_dir: a folder for Keras ``BackupAndRestore``: an interrupted run restarted with the
-        same arguments resumes after its last completed epoch (multi_worker: every worker).
+        same arguments resumes after its last completed epoch (multi_worker: every worker). Not
+        with ``prepared`` yet.
       connect_timeout: seconds a distributed run waits for its peers before failing.
       **hyperparameters: passed to the model (``epochs``, ``batch_size``, ``pipeline``, ... go to
         its ``fit``; the rest to its constructor).
@@ -139,11 +143,12 @@ def train(
       >>> result.metrics["rmse"]  # doctest: +SKIP
     """
     if prepared is not None:
-        if strategy != "none" or backup_dir is not None:
-            raise ConfigError("strategy and backup_dir do not apply to training from prepared shards yet "
-                              "(prepared=PATH trains in one process)")
+        if backup_dir is not None:
+            raise ConfigError("backup_dir does not apply to training from prepared shards yet (prepared=PATH): "
+                              "rerun the job from the start, or train from --dataset with --backup-dir")
         return _train_prepared(model_name, prepared, seed=seed, output=output, tensorboard=tensorboard,
                                plots=plots, verbose=verbose, steps_per_epoch=steps_per_epoch, eval_users=eval_users,
+                               strategy=strategy, connect_timeout=connect_timeout,
                                **hyperparameters)
     if steps_per_epoch is not None or eval_users is not None:
         raise ConfigError("steps_per_epoch and eval_users apply to training from prepared shards (prepared=PATH)")
@@ -240,18 +245,23 @@ def _check_has_ratings(model, model_name: str, dataset: str, has_ratings: bool) 
 
 
 def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard: bool, plots: bool, verbose: int,
-                    steps_per_epoch: Optional[int], eval_users: Optional[int], **hyperparameters) -> TrainResult:
-    """:func:`train` on a PREPARED folder: stream the shards, evaluate on its test split."""
+                    steps_per_epoch: Optional[int], eval_users: Optional[int], strategy: str,
+                    connect_timeout: float, **hyperparameters) -> TrainResult:
+    """:func:`train` on a PREPARED folder: stream the shards (split by file across the workers of a
+    strategy), evaluate on its test split."""
     from tfrec.data.prepared import open_prepared
     from tfrec.training import streaming
 
-    registry.get_model_class(model_name)
+    cls = registry.get_model_class(model_name)
     prep = open_prepared(prepared)
+    if strategy != "none" and not is_keras_class(cls):
+        raise ConfigError(f"model {model_name!r} is not trained with Keras; it takes no strategy (use 'none')")
+    # Before any other TensorFlow work: a multi-worker strategy configures the runtime.
+    dist = make_strategy(strategy, connect_timeout=connect_timeout)
     fit_hp = {k: hyperparameters.pop(k) for k in ("epochs", "batch_size", "callbacks") if k in hyperparameters}
     for key in ("pipeline", "validation_fraction"):
         if hyperparameters.pop(key, None) is not None:
             raise ConfigError(f"{key} does not apply to training from prepared shards")
-    cls = registry.get_model_class(model_name)
     ctor_hp = dict(hyperparameters)
     if "seed" in init_params(cls) and "seed" not in ctor_hp:
         ctor_hp["seed"] = seed
@@ -259,7 +269,7 @@ def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard
     _check_has_ratings(model, model_name, prep.meta["dataset"], "rating" in prep.features)
     run_dir = Path(output) if output is not None else None
     callbacks = list(fit_hp.pop("callbacks", None) or [])
-    if tensorboard and run_dir is not None:
+    if tensorboard and run_dir is not None and dist.is_chief:
         import tensorflow as tf
 
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
@@ -267,8 +277,15 @@ def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard
         c = prep.meta["counts"]
         print(f"[tfrec] training {model_name} on {prep.path} ({c['train']:,} train / {c.get('test', 0):,} test "
               f"ratings in {len(prep.shard_files)} shards, split={prep.meta['split']})", file=sys.stderr)
-    streaming.fit_prepared(model, prep, steps_per_epoch=steps_per_epoch, verbose=verbose, callbacks=callbacks,
-                           name=model_name, **fit_hp)
+    with dist.scope():
+        streaming.fit_prepared(model, prep, steps_per_epoch=steps_per_epoch, verbose=verbose, callbacks=callbacks,
+                               name=model_name, **fit_hp)
+    if dist.strategy is not None:
+        model = local_copy(model, prepared=prep)
+    if not dist.is_chief:
+        # Only the chief evaluates and writes the run folder.
+        return TrainResult(model=model, metrics={}, model_name=model_name, run_dir=None, items=prep.items(),
+                           users=prep.users())
     metrics = streaming.evaluate_prepared(model, prep, eval_users=eval_users, seed=seed, verbose=verbose)
     metrics["fit_seconds"] = round(model.fit_seconds_, 3)
     metrics["examples_per_second"] = round(model.examples_per_second_, 1)
@@ -288,6 +305,9 @@ def _train_prepared(model_name: str, prepared, *, seed: int, output, tensorboard
         "test_fraction": prep.meta.get("test_fraction"),
         "seed": seed,
         "hyperparameters": metrics["hyperparameters"],
+        "strategy": dist.name,
+        **({"cluster": dist.cluster.cluster} if dist.cluster is not None else {}),
+        **({"input_plan": model.input_plan_.to_dict()} if getattr(model, "input_plan_", None) else {}),
         "versions": package_versions(),
     }
     result = TrainResult(model=model, metrics=metrics, model_name=model_name, run_dir=run_dir,
