@@ -95,12 +95,66 @@ def test_rating_range_squashes_predictions_into_the_range(planted):
 
 def test_generator_and_tensor_pipelines_train_the_same_model(synthetic_data):
     r = synthetic_data.ratings.iloc[:2000]
-    kwargs = dict(embedding_dim=4, epochs=2, batch_size=256, refit=False, steps_per_execution=2)
+    kwargs = dict(embedding_dim=4, epochs=2, batch_size=256, refit=False, steps_per_execution=2, training_loop="keras")
     a = MatrixFactorization(pipeline="tensor", **kwargs).fit(r, verbose=0)
     b = MatrixFactorization(pipeline="generator", **kwargs).fit(r, verbose=0)
     # Identical elements in identical order: the same seeded training gives the same model.
     np.testing.assert_allclose(a.predict_ratings(r.user_id[:50], r.item_id[:50]),
                                b.predict_ratings(r.user_id[:50], r.item_id[:50]), rtol=1e-5)
+
+
+def _rmse(model, frame):
+    pred = model.predict_ratings(frame.user_id.to_numpy(), frame.item_id.to_numpy())
+    return float(np.sqrt(np.mean((pred - frame.rating.to_numpy()) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def loops(synthetic_data):
+    """The same MF trained by the graph loop and by Keras fit on a synthetic split."""
+    from tfrec.data import random_split
+
+    train, test = random_split(synthetic_data.ratings, 0.2, seed=0)
+    kwargs = dict(embedding_dim=8, batch_size=256, epochs=15, learning_rate=1e-2)
+    graph = MatrixFactorization(**kwargs).fit(train, verbose=0)
+    keras = MatrixFactorization(training_loop="keras", **kwargs).fit(train, verbose=0)
+    return train, test, graph, keras
+
+
+def test_graph_loop_learns_as_well_as_keras_fit(loops):
+    train, test, graph, keras = loops
+    mean_rmse = float(np.sqrt(np.mean((test.rating - train.rating.mean()) ** 2)))
+    assert _rmse(graph, test) < mean_rmse - 0.02
+    assert abs(_rmse(graph, test) - _rmse(keras, test)) < 0.02, (_rmse(graph, test), _rmse(keras, test))
+    # Early stopping and the refit, as Keras fit records them.
+    assert set(graph.history_) == {"loss", "rmse", "val_loss", "val_rmse", "refit_loss", "refit_rmse"}
+    assert graph.best_epoch_ == int(np.argmin(graph.history_["val_loss"])) + 1
+    assert len(graph.history_["refit_loss"]) == graph.best_epoch_
+    assert graph.history_["loss"][-1] < graph.history_["loss"][0]
+    assert graph.get_config()["training_loop"] == "graph"
+
+
+def test_graph_loop_is_seeded(loops):
+    train, test, graph, _ = loops
+    again = MatrixFactorization(**graph.get_params()).fit(train, verbose=0)
+    np.testing.assert_allclose(again.predict_ratings(test.user_id[:50], test.item_id[:50]),
+                               graph.predict_ratings(test.user_id[:50], test.item_id[:50]), rtol=1e-5)
+
+
+def test_callbacks_and_own_compile_train_with_keras_fit(synthetic_data):
+    import tensorflow as tf
+
+    r = synthetic_data.ratings.iloc[:1500]
+    seen = []
+    record = tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    MatrixFactorization(embedding_dim=4, epochs=2, batch_size=256, refit=False).fit(r, verbose=0, callbacks=[record])
+    assert seen == [0, 1]  # Keras fit ran the callbacks
+    model = MatrixFactorization(embedding_dim=4, epochs=1, batch_size=256, refit=False,
+                                vocabularies={"user_id": sorted(set(r.user_id.astype(str))),
+                                              "item_id": sorted(set(r.item_id.astype(str)))})
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.1), loss="mae")
+    assert not model._uses_graph_loop("tensor", None, {})
+    model.fit(r, verbose=0)
+    assert model.optimizer.iterations.numpy() > 0  # the caller's optimizer trained it
 
 
 @pytest.mark.slow

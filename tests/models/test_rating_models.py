@@ -181,6 +181,7 @@ BAD = [
     (MatrixFactorization, dict(pipeline="csv"), "pipeline"),
     (MatrixFactorization, dict(batch_size=0), "batch_size"),
     (MatrixFactorization, dict(refit="yes"), "refit"),
+    (MatrixFactorization, dict(training_loop="eager"), "training_loop"),
     (FactorizationMachine, dict(embedding_dim=0), "embedding_dim"),
     (FactorizationMachine, dict(linear_l2=-1), "linear_l2"),
     (WideAndDeep, dict(layer_sizes=[32, -1]), "layer_sizes"),

@@ -67,13 +67,25 @@ class RecommenderMixin:
         users = train["user_id"].astype(str).to_numpy(dtype=object)
         items = train["item_id"].astype(str).to_numpy(dtype=object)
         if catalog is None:
-            catalog = np.unique(items)
+            catalog = np.sort(pd.unique(items))  # np.unique(items), without sorting every row
         self.catalog_ = np.asarray(list(catalog), dtype=object)
         self.item_index_ = {it: i for i, it in enumerate(self.catalog_)}
-        pos = np.fromiter((self.item_index_.get(it, -1) for it in items), dtype=np.int64, count=len(items))
+        index = pd.Index(self.catalog_, dtype=object)
+        if index.is_unique:  # vectorised; a catalog with repeats keeps the dict's last-position rule
+            pos = index.get_indexer(pd.Index(items, dtype=object)).astype(np.int64)
+        else:
+            pos = np.fromiter((self.item_index_.get(it, -1) for it in items), dtype=np.int64, count=len(items))
         keep = pos >= 0
-        frame = pd.DataFrame({"u": users[keep], "p": pos[keep]})
-        self.seen_ = {u: np.unique(g.to_numpy()) for u, g in frame.groupby("u", sort=False)["p"]}
+        # Each user's sorted, distinct catalog positions, users in order of first appearance: one
+        # sort of all (user, position) pairs instead of a groupby with a np.unique per user.
+        codes, seen_users = pd.factorize(pd.Index(users[keep], dtype=object), sort=False)
+        order = np.lexsort((pos[keep], codes))
+        u, p = codes[order], pos[keep][order]
+        new = np.ones(len(u), dtype=bool)
+        new[1:] = (u[1:] != u[:-1]) | (p[1:] != p[:-1])
+        u, p = u[new], p[new]
+        bounds = np.searchsorted(u, np.arange(len(seen_users) + 1))
+        self.seen_ = {user: p[bounds[j]:bounds[j + 1]] for j, user in enumerate(seen_users)}
         self.user_index_ = {u: i for i, u in enumerate(self.seen_)}
         self.popularity_ = np.bincount(pos[keep], minlength=len(self.catalog_)).astype(np.float64)
 
