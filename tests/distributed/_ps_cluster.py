@@ -51,10 +51,11 @@ def recording_copy(model, *args, **kwargs):
 
 
 import tfrec.training.trainer as trainer  # noqa: E402
-from tfrec.models import distributed_input  # noqa: E402
+from tfrec.models import distributed_input, keras_fit  # noqa: E402
 
 creators = []
 original_input = distributed_input.file_sharded_input
+original_fit_input = distributed_input.distributed_fit_input
 
 
 def recording_input(*args, **kwargs):
@@ -62,12 +63,19 @@ def recording_input(*args, **kwargs):
     return creators[-1]
 
 
+def recording_fit_input(*args, **kwargs):
+    out = original_fit_input(*args, **kwargs)
+    creators.append(out[0])
+    return out
+
+
 distributed_input.file_sharded_input = recording_input
+keras_fit.distributed_fit_input = recording_fit_input
 
 trainer.local_copy = recording_copy
 result = tfrec.train("two_tower", "synthetic", split="leave_last_out", strategy="parameter_server", output=out,
                      connect_timeout=60, **{"verbose": 0, **hyper})
-draws = int(creators[0].draws.numpy()) if creators else None  # worker datasets made from prepared shards
+draws = int(creators[0].draws.numpy()) if creators else None  # worker datasets made
 json.dump({"metrics": {k: v for k, v in result.metrics.items() if k in ("full", "sampled_100")},
            "sharded": sharded, "draws": draws}, sys.stdout)
 sys.stdout.flush()

@@ -30,6 +30,7 @@ def test_parameter_server_cluster_trains_shards_embeddings_and_exports_plain(tmp
                           capture_output=True, text=True, env=C.env_with(), timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["draws"] == 2  # each worker made its dataset once and kept its own half of the batches
     # The embedding tables were sharded over the 2 ps tasks while training.
     sharded = report["sharded"]
     assert any("item_embedding" in name and n == 2 for name, n in sharded.items()), sharded

@@ -8,8 +8,9 @@
   :mod:`tfrec.models.retrieval` for the loss side). Datasets read from files can be sharded by file
   with ``shard_policy="file"``.
 * Parameter server: workers run steps independently, so each builds its own dataset from a
-  function (``DatasetCreator``) that the coordinator ships to it; Keras then needs
-  ``steps_per_epoch``. Validation sets are not supported there (pass ``validation_fraction=0``).
+  function (``DatasetCreator``) that the coordinator ships to it (each keeps every n-th batch of
+  the seeded order, from a draw counter on a ps task); Keras then needs ``steps_per_epoch``.
+  Validation sets are not supported there (pass ``validation_fraction=0``).
 * Files (prepared TFRecord shards, :func:`file_sharded_input`): every input pipeline reads a
   disjoint share of the files. Synchronous strategies get one pipeline per worker
   (``distribute_datasets_from_function``: pipeline ``i`` of ``n`` reads files ``i, i+n, ...``) and
@@ -81,12 +82,30 @@ def distributed_fit_input(strategy, train_ds, val_ds, *, make_train_dataset=None
     if make_train_dataset is None or not n_rows:
         raise ConfigError("this model's training input cannot be rebuilt on parameter-server workers")
 
+    n = input_pipelines(strategy)
+    draws = _draw_counter(strategy)
+
     def dataset_fn(input_context):
-        del input_context  # every worker reads all rows in its own order; steps are handed out per batch
-        return make_train_dataset().repeat()
+        del input_context  # the same for every worker (see _draw_counter)
+        # Every worker builds the same seeded order; each keeps every n-th batch of it from its
+        # draw, so an epoch (n_rows // batch_size steps, handed to whichever worker is free) is
+        # about one pass, not n copies of the first 1/n of it.
+        draw = draws.assign_add(1) - 1
+        return make_train_dataset().shard(n, draw % n).repeat()
 
     steps = max(1, n_rows // batch_size)
-    return tf.keras.utils.experimental.DatasetCreator(dataset_fn), None, {"steps_per_epoch": steps}
+    creator = tf.keras.utils.experimental.DatasetCreator(dataset_fn)
+    creator.draws = draws
+    return creator, None, {"steps_per_epoch": steps}
+
+
+def _draw_counter(strategy):
+    """An int64 counter on a ps task: a worker's dataset function takes ``assign_add(1) - 1`` as its
+    draw (0, 1, ...) when the worker creates its dataset. ParameterServerStrategy hands every worker
+    the same ``InputContext`` (pipeline 0 of 1) and traces the dataset function once, so this is
+    how each worker's input can differ."""
+    with strategy.scope():
+        return tf.Variable(tf.constant(0, tf.int64), trainable=False, name="tfrec_input_draws")
 
 
 @dataclass(frozen=True)
@@ -168,10 +187,7 @@ def file_sharded_input(strategy, plan: InputPlan, make_dataset, *, seed: int, lo
     if is_parameter_server(strategy):
         all_files = [f for k in range(n) for f in plan.shards[k]]
         share = tf.constant([k for k in range(n) for _ in plan.shards[k]], dtype=tf.int64)
-        with strategy.scope():
-            # Every worker gets the same InputContext (pipeline 0 of 1); a counter on a ps task
-            # gives each worker's dataset a distinct draw 0, 1, ... when it is created there.
-            draws = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="tfrec_input_draws")
+        draws = _draw_counter(strategy)
 
         def ps_dataset_fn(input_context):
             del input_context
