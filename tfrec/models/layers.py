@@ -56,11 +56,17 @@ class GenrePooling(tf.keras.layers.Layer):
             len(self.vocabulary) + 1, self.dim, name=f"{self.name}_embedding",
             embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=self.seed))
 
-    def call(self, genres):
-        ids = self.lookup(genres)
-        mask = tf.cast(tf.not_equal(genres, F.PAD), tf.float32)[..., None]
-        total = tf.reduce_sum(self.embedding(ids) * mask, axis=1)
+    def encode(self, genres):
+        """Strings -> int64 indices, -1 where padding (what :meth:`embed` takes; string-free)."""
+        return tf.where(tf.not_equal(genres, F.PAD), self.lookup(genres), tf.constant(-1, tf.int64))
+
+    def embed(self, ids):
+        mask = tf.cast(ids >= 0, tf.float32)[..., None]
+        total = tf.reduce_sum(self.embedding(tf.maximum(ids, 0)) * mask, axis=1)
         return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+    def call(self, genres):
+        return self.embed(self.encode(genres))
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary, "dim": self.dim, "seed": self.seed}
@@ -100,6 +106,11 @@ class CategoricalEmbedding(tf.keras.layers.Layer):
         if self.bucket_boundaries is not None:
             return self.lookup(tf.cast(values, tf.float32))
         return self.lookup(values)
+
+    encode = indices  # raw values -> int64 indices (string-free input of embed)
+
+    def embed(self, ids):
+        return self.embedding(ids)
 
     def call(self, values):
         return self.embedding(self.indices(values))
@@ -148,11 +159,16 @@ class NumericFeature(tf.keras.layers.Layer):
             self.dim, name=f"{self.name}_dense",
             kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=self.seed))
 
-    def call(self, values):
-        x = tf.cast(tf.reshape(values, [-1]), tf.float32)
+    def encode(self, values):
+        return tf.cast(tf.reshape(values, [-1]), tf.float32)
+
+    def embed(self, x):
         missing = tf.math.is_nan(x)
         z = tf.where(missing, tf.zeros_like(x), (x - self.mean) / self.std)
         return self.project(tf.stack([z, tf.cast(missing, tf.float32)], axis=-1))
+
+    def call(self, values):
+        return self.embed(self.encode(values))
 
     def get_config(self):
         return {**super().get_config(), "mean": self.mean, "std": self.std, "dim": self.dim, "seed": self.seed}
@@ -184,6 +200,12 @@ class TextPooling(tf.keras.layers.Layer):
         text = tf.strings.strip(tf.strings.regex_replace(text, F.TEXT_PATTERN, " "))
         ragged = tf.strings.split(text)
         return ragged.to_tensor(default_value=F.PAD, shape=[None, self.max_tokens])
+
+    def encode(self, text):
+        return self.pooling.encode(self.tokens(text))
+
+    def embed(self, ids):
+        return self.pooling.embed(ids)
 
     def call(self, text):
         return self.pooling(self.tokens(text))

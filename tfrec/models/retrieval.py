@@ -125,8 +125,9 @@ class ReplicaScaledSteps:
             loss = self.compute_loss(inputs, training=True)
             regularization_loss = self._regularization_share(replicas)
             total_loss = loss + regularization_loss
-        gradients = tape.gradient(total_loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        variables = self.trainable_variables  # one walk of the layer tree per trace, not two
+        gradients = tape.gradient(total_loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
         return self._step_metrics(loss, regularization_loss)
 
     def test_step(self, inputs):

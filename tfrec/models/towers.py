@@ -22,6 +22,13 @@ TARGET_INDEX = "target_item_index"
 # Training-only query input: [batch, N] history items already looked up (an ensemble's members
 # would each compute the same window otherwise).
 HISTORY_ITEMS = "history_items"
+# Encoded (string-free) tower inputs: ids as vocabulary indices, side features as their layers'
+# ``encode`` output. A feature dict holding USER_INDEX / ITEM_INDEX is encoded throughout; the
+# training pipeline encodes once per fit (TwoTower), so the train step runs no string op and
+# can be XLA-compiled. Raw dicts (serving, exports) are encoded in-graph by ``call``.
+USER_INDEX = "user_index"
+ITEM_INDEX = "item_index"
+YEAR_SCALED = "year_scaled"
 
 
 def _mlp(sizes, name, seed):
@@ -158,8 +165,24 @@ class QueryTower(tf.keras.Model):
         picked = tf.gather(items, tf.maximum(pos, 0))
         return tf.where(valid, picked, tf.zeros_like(picked))
 
-    def call(self, inputs, training=False):
+    def encode(self, inputs) -> dict:
+        """Raw feature dict -> the encoded dict :meth:`call` also takes (``user_index``, side
+        features' indices / values, ``history_items``): every string op of the tower."""
+        if USER_INDEX in inputs:
+            return inputs
         idx = self.user_lookup(inputs[F.USER_ID])
+        encoded = {USER_INDEX: idx}
+        for name, layer in self.features.items():
+            if name in inputs:
+                encoded[name] = layer.encode(inputs[name])
+        if self.history_length:
+            hist = inputs[HISTORY_ITEMS] if HISTORY_ITEMS in inputs else self._history_items(idx, inputs)
+            encoded[HISTORY_ITEMS] = hist
+        return encoded
+
+    def call(self, inputs, training=False):
+        inputs = self.encode(inputs)
+        idx = inputs[USER_INDEX]
         if training and self.id_dropout > 0:
             drop = tf.random.uniform(tf.shape(idx), seed=self.seed) < self.id_dropout
             idx_emb = tf.where(drop, tf.zeros_like(idx), idx)
@@ -168,10 +191,9 @@ class QueryTower(tf.keras.Model):
         parts = [self.user_embedding(idx_emb)]
         for name, layer in self.features.items():
             if name in inputs:
-                parts.append(layer(inputs[name]))
+                parts.append(layer.embed(inputs[name]))
         if self.history_length:
-            hist = inputs[HISTORY_ITEMS] if HISTORY_ITEMS in inputs else self._history_items(idx, inputs)
-            parts.append(self._encode_history(hist, training))
+            parts.append(self._encode_history(inputs[HISTORY_ITEMS], training))
         x = tf.concat(parts, axis=-1)
         for dense in self.mlp:
             x = dense(x)
@@ -222,15 +244,29 @@ class CandidateTower(tf.keras.Model):
                                             specs=self.feature_specs)
         self.mlp = _mlp(self.layer_sizes, "candidate_mlp", seed + 100)
 
-    def call(self, inputs, training=False):
-        parts = [self.item_embedding(self.item_lookup(inputs[F.ITEM_ID]))]
+    def encode(self, inputs) -> dict:
+        """Raw feature dict -> the encoded dict :meth:`call` also takes (``item_index``, side
+        features' indices / values, ``year_scaled``): every string op of the tower."""
+        if ITEM_INDEX in inputs:
+            return inputs
+        encoded = {ITEM_INDEX: self.item_lookup(inputs[F.ITEM_ID])}
         for name, layer in self.features.items():
             if name in inputs:
-                parts.append(layer(inputs[name]))
+                encoded[name] = layer.encode(inputs[name])
         if F.YEAR in self.features and F.YEAR in inputs and not self.feature_specs:  # MovieLens's year
             year = tf.cast(inputs[F.YEAR], tf.float32)
             known = tf.cast(year > 0, tf.float32)
-            parts.append(tf.stack([known * (year - 1985.0) / 20.0, known], axis=-1))
+            encoded[YEAR_SCALED] = tf.stack([known * (year - 1985.0) / 20.0, known], axis=-1)
+        return encoded
+
+    def call(self, inputs, training=False):
+        inputs = self.encode(inputs)
+        parts = [self.item_embedding(inputs[ITEM_INDEX])]
+        for name, layer in self.features.items():
+            if name in inputs:
+                parts.append(layer.embed(inputs[name]))
+        if YEAR_SCALED in inputs:
+            parts.append(inputs[YEAR_SCALED])
         x = tf.concat(parts, axis=-1)
         for dense in self.mlp:
             x = dense(x)

@@ -15,6 +15,8 @@ from tfrec.data import features as F
 from tfrec.errors import ConfigError
 from tfrec.models.checks import check_layer_sizes, check_non_negative, check_positive_int
 from tfrec.models.history_encoders import check_history_encoder
+from tfrec.models.distributed_input import active_strategy
+from tfrec.models.encoded_input import encode_columns, index_batches
 from tfrec.models.keras_base import KerasRecommender
 from tfrec.models.layers import string_lookup
 from tfrec.models.optimizers import DenseGradientAdam
@@ -22,6 +24,7 @@ from tfrec.models.retrieval import GlobalRetrieval, ReplicaScaledSteps
 from tfrec.models.towers import (  # noqa: F401  (QUERY_/CANDIDATE_FEATURES re-exported)
     CANDIDATE_FEATURES,
     HISTORY_ITEMS,
+    ITEM_INDEX,
     QUERY_FEATURES,
     TARGET_INDEX,
     CandidateTower,
@@ -243,15 +246,29 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         return keys, items, starts.astype(np.int64)
 
     def _dataset(self, frame, items, users, *, batch_size, pipeline, shuffle, seed):
-        from tfrec.data.pipelines import make_dataset
+        from tfrec.data.pipelines import feature_columns, make_dataset
 
         names = [n for n in self.feature_names if n in (F.USER_ID, F.ITEM_ID) or n in (self._side or {})]
         if self.history_length and "timestamp" in frame:
             names.append(F.TIMESTAMP)  # per-example history: only items rated up to this one
-        return make_dataset(frame, items=items if self.use_features else None,
-                            users=users if self.use_features else None, pipeline=pipeline, batch_size=batch_size,
-                            shuffle=shuffle, seed=seed, features=names,
-                            drop_remainder=shuffle and len(frame) >= batch_size)  # tiny data: one short batch
+        drop = shuffle and len(frame) >= batch_size  # tiny data: one short batch
+        items, users = (items, users) if self.use_features else (None, None)
+        if active_strategy() is None:
+            # Encoded once per fit: no string op in the train step, no per-example tf.data work.
+            columns = feature_columns(frame, items=items, users=users, features=names)
+            return index_batches(encode_columns(columns, self._encode_features), batch_size=batch_size,
+                                 shuffle=shuffle, seed=seed, drop_remainder=drop)
+        return make_dataset(frame, items=items, users=users, pipeline=pipeline, batch_size=batch_size,
+                            shuffle=shuffle, seed=seed, features=names, drop_remainder=drop)
+
+    def _encode_features(self, features) -> dict:
+        """Raw feature dict -> the towers' encoded (string-free) inputs, one flat dict: what
+        :meth:`compute_loss` reads from an encoded batch. Members share vocabularies and history,
+        so the first member's encoders serve all."""
+        item_index = self._prob_lookup(features[F.ITEM_ID])
+        encoded = dict(self.query_towers[0].encode(self._query_inputs(features, item_index)))
+        encoded.update(self.candidate_towers[0].encode(self._candidate_inputs(features)))
+        return encoded
 
     def _compile_default(self) -> None:
         self.compile(optimizer=DenseGradientAdam(self.learning_rate), steps_per_execution=8)
@@ -302,9 +319,13 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         # The batch's item-vocabulary indices, looked up once: the history's target, the logQ
         # gather and the accidental-hit mask all use them. The mask compares int64 indices, not
         # the raw strings (a [batch, batch] string comparison per member was ~12% of a step).
-        item_index = self._prob_lookup(features[F.ITEM_ID])
-        query_inputs = self._query_inputs(features, item_index)
-        candidate_inputs = self._candidate_inputs(features)
+        if ITEM_INDEX in features:  # an encoded batch (see _dataset): indices, no strings
+            item_index = features[ITEM_INDEX]
+            query_inputs = candidate_inputs = features
+        else:
+            item_index = self._prob_lookup(features[F.ITEM_ID])
+            query_inputs = self._query_inputs(features, item_index)
+            candidate_inputs = self._candidate_inputs(features)
         kwargs = {}
         if self.logq_correction:
             kwargs["candidate_sampling_probability"] = tf.exp(tf.gather(self._item_logq, item_index))
