@@ -100,3 +100,17 @@ def test_prepared_flag_on_a_folder_that_is_not_one(prepared, capsys):
     assert run(["train", "two_tower", "--prepared", str(prepared / "syn"), "--no-tensorboard"]) == 3
     err = capsys.readouterr().err
     assert "not a prepared dataset" in err and "tfrec data prepare" in err
+
+
+def test_prepare_offers_only_datasets_it_reads(tmp_path, capsys):
+    # `synthetic` is generated in memory for the in-memory commands; prepare streams files, so its
+    # help must not list it and asking for it points at `tfrec data synthesize`.
+    with pytest.raises(SystemExit):
+        run(["data", "prepare", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "ml-32m, or a folder holding schema.json" in help_text and "synthetic," not in help_text
+    assert run(["data", "prepare", "--dataset", "synthetic", "--out", str(tmp_path / "p")]) == 2
+    assert "tfrec data synthesize" in capsys.readouterr().err and not (tmp_path / "p").exists()
+    with pytest.raises(SystemExit):
+        run(["train", "--help"])
+    assert "ml-32m, synthetic, or a folder" in " ".join(capsys.readouterr().out.split())

@@ -46,10 +46,14 @@ def _hyperparameter(value: str):
     return key.strip().replace("-", "_"), parsed
 
 
-def _add_dataset_args(p: argparse.ArgumentParser, default: str = "ml-100k") -> None:
+def _add_dataset_args(p: argparse.ArgumentParser, default: str = "ml-100k", synthetic: bool = True) -> None:
+    # `synthetic` (generated in memory) is a dataset for the in-memory commands only; the streaming
+    # `data prepare` reads files, so it points at `data synthesize` instead.
+    names = "ml-100k, ml-1m, ml-latest-small, ml-latest, ml-25m, ml-32m, " + ("synthetic, " if synthetic else "")
+    tail = "" if synthetic else "; for synthetic data write a folder with `tfrec data synthesize` first"
     p.add_argument("--dataset", default=default,
-                   help="ml-100k, ml-1m, ml-latest-small, ml-latest, ml-25m, ml-32m, synthetic, or a folder holding "
-                        "schema.json and the CSV/Parquet files it names (default: %(default)s)")
+                   help=names + "or a folder holding schema.json and the CSV/Parquet files it names (default: "
+                        "%(default)s)" + tail)
     p.add_argument("--data-dir", default=None,
                    help="folder holding <dataset>/ (or the dataset folder itself); else $TFREC_DATA_DIR, else the "
                         "download cache")

@@ -61,7 +61,7 @@ def add_data_commands(data_sub, add_dataset_args, add_split_args) -> None:
     p = data_sub.add_parser("prepare", help="stream a dataset's ratings (a MovieLens layout, or a folder with "
                                             "schema.json: your own CSV/Parquet data) into sharded TFRecords "
                                             "(+ prepared.json) for `tfrec train MODEL --prepared DIR`")
-    add_dataset_args(p, default="ml-32m")
+    add_dataset_args(p, default="ml-32m", synthetic=False)
     add_split_args(p, default="leave_last_out")
     p.add_argument("--out", required=True, help="the PREPARED folder to write (temp folder renamed into place)")
     p.add_argument("--history-length", type=int, default=20,
