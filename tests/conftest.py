@@ -1,5 +1,8 @@
 """Shared fixtures. The real MovieLens 100K lives beside the repo in ../shared/data (never copied)."""
 
+import contextlib
+import io
+import json
 import os
 from pathlib import Path
 
@@ -9,6 +12,23 @@ import tfrec  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before anything impor
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_cli_json(*argv) -> dict:
+    from tfrec.commands import run
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = run([str(a) for a in argv])
+    assert code == 0, out.getvalue()
+    return json.loads(out.getvalue())
+
+
+@pytest.fixture(scope="session")
+def cli_json():
+    """``cli_json("train", ..., "--json")``: runs tfrec's CLI in process, asserts exit 0 and returns
+    the parsed JSON it printed (arguments may be paths)."""
+    return _run_cli_json
 
 
 @pytest.fixture(scope="session")

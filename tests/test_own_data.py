@@ -1,8 +1,6 @@
 """Your own data end to end: two non-MovieLens datasets (an implicit shop in Parquet, rated
 recipes in CSV) through `tfrec train` -> evaluate -> `tfrec export` -> plain TensorFlow -> `tfrec serve`."""
 
-import contextlib
-import io
 import json
 import socket
 import subprocess
@@ -20,16 +18,8 @@ from tfrec.data.examples import write_ratings_dataset, write_shop_dataset
 SHOP_USER_FEATURES = ["age", "country"]
 
 
-def _cli(*argv) -> dict:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = run([str(a) for a in argv])
-    assert code == 0, out.getvalue()
-    return json.loads(out.getvalue())
-
-
 @pytest.fixture(scope="module")
-def own(tmp_path_factory):
+def own(tmp_path_factory, cli_json):
     root = tmp_path_factory.mktemp("own")
     shop = write_shop_dataset(root / "shop", fmt="parquet")
     recipes = write_ratings_dataset(root / "recipes", fmt="csv")
@@ -37,18 +27,18 @@ def own(tmp_path_factory):
     fast = ["--epochs", "3", "--no-tensorboard", "--set", "ensemble_size=1"]
     out = {"shop": shop, "recipes": recipes, "base": base, "runs": runs}
     for name, folder in (("shop", shop), ("recipes", recipes)):
-        out[f"{name}_tt"] = _cli("train", "two_tower", "--dataset", folder, "--split", "leave_last_out", "--json",
-                                 "--output", runs / f"{name}_tt", *fast)
-        out[f"{name}_pop"] = _cli("train", "popularity", "--dataset", folder, "--split", "leave_last_out", "--json",
-                                  "--output", runs / f"{name}_pop")
+        split = ["--dataset", folder, "--split", "leave_last_out", "--json"]
+        out[f"{name}_tt"] = cli_json("train", "two_tower", *split, "--output", runs / f"{name}_tt", *fast)
+        out[f"{name}_pop"] = cli_json("train", "popularity", *split, "--output", runs / f"{name}_pop")
     # ML-100K's defaults (lr 1e-3, l2 0.3) barely move in a few epochs on 2,800 ratings.
-    out["recipes_wd"] = _cli("train", "wide_deep", "--dataset", recipes, "--json", "--output", runs / "recipes_wd",
-                             "--epochs", "10", "--learning-rate", "0.01", "--set", "l2=0.01", "--no-tensorboard")
-    out["shop_export"] = _cli("export", runs / "shop_tt", "--name", "shop", "--base-dir", base, "--no-scann",
-                              "--json")
-    out["recipes_export"] = _cli("export", runs / "recipes_tt", "--name", "recipes", "--base-dir", base,
-                                 "--no-scann", "--json")
-    out["wd_export"] = _cli("export", runs / "recipes_wd", "--name", "recipes_wd", "--base-dir", base, "--json")
+    out["recipes_wd"] = cli_json("train", "wide_deep", "--dataset", recipes, "--json", "--output",
+                                 runs / "recipes_wd", "--epochs", "10", "--learning-rate", "0.01", "--set", "l2=0.01",
+                                 "--no-tensorboard")
+    out["shop_export"] = cli_json("export", runs / "shop_tt", "--name", "shop", "--base-dir", base, "--no-scann",
+                                  "--json")
+    out["recipes_export"] = cli_json("export", runs / "recipes_tt", "--name", "recipes", "--base-dir", base,
+                                     "--no-scann", "--json")
+    out["wd_export"] = cli_json("export", runs / "recipes_wd", "--name", "recipes_wd", "--base-dir", base, "--json")
     return out
 
 

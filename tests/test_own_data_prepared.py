@@ -8,8 +8,6 @@ the training split), so a model trained on the shards builds the same feature to
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -22,16 +20,8 @@ from tfrec.data.examples import write_ratings_dataset, write_shop_dataset
 CHUNK = 500  # rows per chunk: the shop's 3,600 events and the recipes' 3,500 ratings take several
 
 
-def _cli(*argv) -> dict:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = run([str(a) for a in argv])
-    assert code == 0, out.getvalue()
-    return json.loads(out.getvalue())
-
-
 @pytest.fixture(scope="module")
-def own(tmp_path_factory):
+def own(tmp_path_factory, cli_json):
     import tfrec.data.own as own_module
 
     root = tmp_path_factory.mktemp("own_prepared")
@@ -47,10 +37,10 @@ def own(tmp_path_factory):
     own_module.read_table = spy
     try:
         meta = {
-            "shop": _cli("data", "prepare", "--dataset", shop, "--split", "leave_last_out", "--out", root / "shop_prep",
-                         "--chunk-rows", CHUNK, "--json"),
-            "recipes": _cli("data", "prepare", "--dataset", recipes, "--split", "leave_last_out", "--out",
-                            root / "recipes_prep", "--chunk-rows", CHUNK, "--json"),
+            "shop": cli_json("data", "prepare", "--dataset", shop, "--split", "leave_last_out", "--out",
+                             root / "shop_prep", "--chunk-rows", CHUNK, "--json"),
+            "recipes": cli_json("data", "prepare", "--dataset", recipes, "--split", "leave_last_out", "--out",
+                                root / "recipes_prep", "--chunk-rows", CHUNK, "--json"),
         }
     finally:
         own_module.read_table = real
