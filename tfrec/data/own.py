@@ -260,9 +260,17 @@ def open_dataset(dataset, data_dir=None, *, seed: int = 0) -> InteractionData:
         from tfrec.data.synthetic import synthetic_movielens
 
         return synthetic_movielens(seed=seed)
-    from tfrec.data.movielens import DATASETS, load_movielens
+    from tfrec.data.movielens import load_movielens
+
+    refuse_folder_without_schema(dataset)
+    return load_movielens(dataset, data_dir=data_dir)
+
+
+def refuse_folder_without_schema(dataset: str) -> None:
+    """A ``--dataset`` string that is not a MovieLens name but names a path is a folder without
+    ``schema.json``: say that (and how to write one) rather than "unknown dataset"."""
+    from tfrec.data.movielens import DATASETS
 
     if dataset not in DATASETS and ("/" in dataset or Path(dataset).exists()):
         raise DataError(f"{dataset}: not a dataset folder (no {SCHEMA_FILE} there) and not a MovieLens name; "
                         f"`tfrec data schema FILE ...` writes a starter {SCHEMA_FILE}")
-    return load_movielens(dataset, data_dir=data_dir)

@@ -128,7 +128,7 @@ def resolve_source(dataset, data_dir=None) -> SourceData:
     a ready SourceData."""
     if isinstance(dataset, SourceData):
         return dataset
-    from tfrec.data.own import is_dataset_folder
+    from tfrec.data.own import is_dataset_folder, refuse_folder_without_schema
 
     if isinstance(dataset, Path) or (isinstance(dataset, str) and is_dataset_folder(dataset)):
         return schema_source(dataset)
@@ -139,9 +139,7 @@ def resolve_source(dataset, data_dir=None) -> SourceData:
 
     if dataset in DATASETS:
         return movielens_source(dataset, data_dir)
-    if "/" in dataset or Path(dataset).exists():
-        raise DataError(f"{dataset}: not a dataset folder (no schema.json there) and not a MovieLens name; "
-                        "`tfrec data schema FILE ...` writes a starter schema.json")
+    refuse_folder_without_schema(dataset)
     raise ConfigError(f"tfrec data prepare: unknown dataset {dataset!r}; expected one of: {', '.join(DATASETS)}, or "
                       "a folder with schema.json (a synthetic folder: `tfrec data synthesize --layout ml-32m --out "
                       "DIR`, then --dataset ml-32m --data-dir DIR)")
