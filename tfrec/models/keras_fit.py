@@ -201,9 +201,11 @@ class KerasFitMixin:
             return fit_part, val_part
         return train, None
 
-    def _fit_frame(self, train, *, items, users, validation_data, validation_fraction, epochs, batch_size, pipeline,
-                   verbose, callbacks, **kwargs):
-        t0 = time.perf_counter()
+    def _begin_fit(self, train, items, users, validation_data, validation_fraction, *, prebuild=None):
+        """What every fit loop does first: check the frame, seed, carve the validation rows, fit the
+        vocabularies, compile the defaults and create the variables (``prebuild``, default
+        :meth:`_prebuild_for_training`). Returns ``(fit_part, val_part, refit, initial_weights)``;
+        ``initial_weights`` is None unless the fit ends with a refit on all rows."""
         validate_ratings_frame(train, need_rating=self.label_key == F.RATING)
         # Seeds Python, NumPy and TensorFlow so a fit is repeatable for a given seed.
         tf.keras.utils.set_random_seed(self.seed)
@@ -213,9 +215,14 @@ class KerasFitMixin:
         self._prepare(train, items, users)
         if not getattr(self, "_is_compiled", False):
             self._compile_default()
-        self._prebuild_for_training()
+        (prebuild or self._prebuild_for_training)()
         refit = self.refit and val_part is not None and validation_data is None
-        initial = self.get_weights() if refit else None
+        return fit_part, val_part, refit, (self.get_weights() if refit else None)
+
+    def _fit_frame(self, train, *, items, users, validation_data, validation_fraction, epochs, batch_size, pipeline,
+                   verbose, callbacks, **kwargs):
+        t0 = time.perf_counter()
+        fit_part, val_part, refit, initial = self._begin_fit(train, items, users, validation_data, validation_fraction)
         run = dict(items=items, users=users, batch_size=batch_size, pipeline=pipeline, verbose=verbose,
                    callbacks=callbacks, **kwargs)
         # Models with the stock pipeline stream each part once into cached blocks; the refit then

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from tfrec.data import features as F
 from tfrec.errors import ConfigError
-from tfrec.models.base import validate_ratings_frame
 from tfrec.models.checks import check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
 from tfrec.models.layers import string_lookup
@@ -196,16 +195,9 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
         from tfrec.models.graph_loop import GraphLoop, IndexedRatings, fit_epochs
 
         t0 = time.perf_counter()
-        validate_ratings_frame(train, need_rating=True)
-        tf.keras.utils.set_random_seed(self.seed)
-        fit_part, val_part = self._split_validation(train, validation_data, validation_fraction)
-        self._prepare(train, items, users)
-        if not getattr(self, "_is_compiled", False):
-            self._compile_default()
-        self._build_all_variables()
-        self.optimizer.build(self.trainable_variables)
-        refit = self.refit and val_part is not None and validation_data is None
-        initial = self.get_weights() if refit else None
+        # The graph loop needs only the model's and the optimizer's variables (no Keras loss/metric state).
+        fit_part, val_part, refit, initial = self._begin_fit(train, items, users, validation_data, validation_fraction,
+                                                             prebuild=self._build_model_and_optimizer_variables)
         fit_data = IndexedRatings(fit_part, self.user_lookup, self.item_lookup)
         val_data = IndexedRatings(val_part, self.user_lookup, self.item_lookup) if val_part is not None else None
         loop = GraphLoop(self.forward_indices, self.trainable_variables, self.optimizer, batch_size=batch_size)
@@ -220,6 +212,10 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
         self.history_ = history
         self.fit_seconds_ = time.perf_counter() - t0
         return self
+
+    def _build_model_and_optimizer_variables(self) -> None:
+        self._build_all_variables()
+        self.optimizer.build(self.trainable_variables)
 
     def get_config(self) -> dict:
         return {
