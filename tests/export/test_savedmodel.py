@@ -64,6 +64,22 @@ def test_scann_agrees_with_bruteforce(exported, loaded):
     assert overlap >= 0.9
 
 
+def test_scann_never_returns_seen_items_or_exclusions(exported, loaded):
+    # The ScaNN path retrieves candidates first, then drops each user's seen items (a binary search
+    # in the user's sorted seen row) and the request's exclusions; a batch mixes users with long and
+    # short histories and an unknown user.
+    model = exported["two_tower"].model
+    users = sorted(model.user_index_, key=lambda u: -len(model.seen_[u]))[:5] + list(model.user_index_)[:5]
+    out = loaded["scann"].signatures["serving_default"](user_id=tf.constant(users + ["no-such-user"]))
+    for r, u in enumerate(users):
+        got = _ids(out, r)
+        assert len(set(got)) == 10 and not set(model.catalog_[model.seen_[u]]) & set(got)
+    excluded = _ids(out, 0)[:2]
+    again = loaded["scann"].signatures["recommend"](user_id=tf.constant(users[:1]), k=tf.constant(10),
+                                                   exclude_item_ids=tf.constant([excluded]))
+    assert not set(excluded) & set(_ids(again)) and _ids(again)[:8] == _ids(out, 0)[2:]
+
+
 def test_unknown_user_gets_popular_items(exported, loaded):
     model = exported["two_tower"].model
     out = loaded["bruteforce"].signatures["serving_default"](user_id=tf.constant(["no-such-user"]))

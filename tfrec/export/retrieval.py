@@ -38,20 +38,15 @@ class RetrievalModule(tf.Module):
         self.normalized_candidates = tf.constant(norm.astype(np.float32))
         self.use_scann = bool(use_scann)
         max_seen = max((len(v) for v in model.seen_.values()), default=0)
-        seen = [np.asarray(model.seen_.get(u, ()), dtype=np.int64) for u in users]
-        if self.use_scann:
-            # Seen (user row, item position) pairs as int64 keys of a hash set, looked up for the
-            # k_retrieve neighbours ScaNN returns. One numpy array per user, not a Python int per
-            # pair: 32M pairs at ML-32M scale.
-            parts = [row * self.n_items + s for row, s in enumerate(seen, start=1) if len(s)]
-            keys = np.concatenate(parts) if parts else np.asarray([-1], dtype=np.int64)
-            self.seen_table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.ones(len(keys), tf.int64)), 0)
-        else:
-            # Brute force scores every candidate, so seen items are masked in place: each user's seen
-            # positions as one ragged row (row-split offsets by user row; row 0, the unknown user, empty).
-            self.seen_splits = tf.constant(np.concatenate([[0, 0], np.cumsum([len(s) for s in seen])]).astype(np.int64))
-            self.seen_positions = tf.constant(np.concatenate(seen) if seen else np.zeros(0, np.int64))
+        # Each user's seen item positions, sorted, as one ragged row (row-split offsets by user row;
+        # row 0, the unknown user, empty), int32. Brute force masks them in place; the ScaNN path
+        # looks its retrieved positions up in them with a binary search. Two flat constants load in
+        # seconds, where a hash set of (user, item) keys took ~38 s to build on the first request at
+        # ML-32M scale (32M pairs).
+        seen = [np.sort(np.asarray(model.seen_.get(u, ()), dtype=np.int32)) for u in users]
+        self.seen_splits = tf.constant(np.concatenate([[0, 0], np.cumsum([len(s) for s in seen])]).astype(np.int64))
+        self.seen_positions = tf.constant(np.concatenate(seen) if seen else np.zeros(0, np.int32))
+        del seen
         # Candidates retrieved before exclusions: enough that k_max remain after removing the
         # user's seen items and up to k_max request-time exclusions.
         self.k_retrieve = int(min(self.n_items, self.k_max + max_seen + self.k_max))
@@ -101,9 +96,7 @@ class RetrievalModule(tf.Module):
         """Mask seen items (per user row) and request-time exclusions, then the top k."""
         penalty = tf.zeros_like(scores)
         if user_rows is not None:
-            keys = user_rows[:, None] * self.n_items + positions
-            seen = tf.cast(self.seen_table.lookup(keys), tf.bool)
-            penalty = tf.where(seen, tf.fill(tf.shape(scores), -np.inf), penalty)
+            penalty = tf.where(self._seen(user_rows, positions), tf.fill(tf.shape(scores), -np.inf), penalty)
         if exclude_positions is not None:
             hit = tf.reduce_any(tf.equal(positions[:, :, None], exclude_positions[:, None, :]), axis=-1)
             penalty = tf.where(hit, tf.fill(tf.shape(scores), -np.inf), penalty)
@@ -113,14 +106,28 @@ class RetrievalModule(tf.Module):
         chosen = tf.gather(positions, top.indices, batch_dims=1)
         return {"item_ids": tf.gather(self.item_ids, tf.maximum(chosen, 0)), "scores": top.values}
 
+    def _seen_rows(self, rows):
+        """The users' seen positions as a ragged [B, (n_seen)] int64 (sorted within each row)."""
+        starts, limits = tf.gather(self.seen_splits, rows), tf.gather(self.seen_splits, rows + 1)
+        spans = tf.ragged.range(starts, limits)
+        return spans.with_flat_values(tf.cast(tf.gather(self.seen_positions, spans.flat_values), tf.int64))
+
+    def _seen(self, rows, positions):
+        """bool [B, n]: whether each of a user's retrieved ``positions`` is one of their seen items."""
+        # Rows padded with n_items (larger than any position), plus one column so no row is empty.
+        sorted_seen = self._seen_rows(rows).to_tensor(default_value=self.n_items)
+        sorted_seen = tf.concat([sorted_seen, tf.fill([tf.shape(rows)[0], 1], tf.constant(self.n_items, tf.int64))], 1)
+        at = tf.searchsorted(sorted_seen, positions, side="left")
+        return tf.equal(tf.gather(sorted_seen, at, batch_dims=1), positions)
+
     def _exact_for_users(self, rows, k, exclude_positions):
         """Brute force: all candidates scored, the user's seen items and the request's exclusions set
         to -inf in place, then the top k (a top_k of k_retrieve first, as ScaNN's path needs, is a
         near-full sort of the catalog: most of a request's time)."""
         scores = tf.matmul(tf.gather(self.user_embeddings, rows), self.candidates, transpose_b=True)
         scores = tf.where((rows > 0)[:, None], scores, self.all_pop_scores[None, :])
-        spans = tf.ragged.range(tf.gather(self.seen_splits, rows), tf.gather(self.seen_splits, rows + 1))
-        masked = tf.stack([spans.value_rowids(), tf.gather(self.seen_positions, spans.flat_values)], axis=1)
+        seen = self._seen_rows(rows)
+        masked = tf.stack([seen.value_rowids(), seen.flat_values], axis=1)
         if exclude_positions is not None:
             # One row of exclusions applies to every user (broadcast, as the ScaNN path compares them);
             # unknown ids (-1) exclude nothing.
