@@ -106,13 +106,19 @@ def choose_scann_params(queries: np.ndarray, cand: np.ndarray, *, k: int = 10, t
                          "anisotropic_quantization_threshold": 0.2, "spherical": spherical})
     trials = []
     queries = tf.constant(np.asarray(queries, np.float32))
+    # One searcher (one k-means tree and one quantizer: the expensive part, ~5-15 s each at 87k
+    # items) built for the widest setting, each grid point queried through ScaNN's search-time
+    # overrides of leaves searched and candidates re-scored. Building one per point took 12 trees
+    # and most of a large catalog's export time. (Queried directly, not through a TFRS layer: a
+    # layer per trial would also serialise it into a ScannState and retrace its tf.function.)
+    widest = {**grid[0], "num_leaves_to_search": max(p["num_leaves_to_search"] for p in grid),
+              "num_reordering_candidates": max(p["num_reordering_candidates"] for p in grid)}
+    searcher = scann_searcher(cand, max(k, min(kr, n)), **widest)
     for params in grid:
-        # The searcher the exported layer builds, queried directly: a TFRS layer per trial would
-        # also serialise it into a ScannState and trace that state's tf.function (a retrace per
-        # trial, and TensorFlow's "excessive retracing" warning after five).
-        searcher = scann_searcher(cand, max(k, min(kr, n)), **params)
         t0 = time.perf_counter()
-        ids = searcher.search_batched_parallel(queries).indices  # as the TFRS layer searches
+        ids = searcher.search_batched_parallel(  # as the TFRS layer searches
+            queries, leaves_to_search=params["num_leaves_to_search"],
+            pre_reorder_num_neighbors=params["num_reordering_candidates"]).indices
         elapsed = (time.perf_counter() - t0) / len(queries)
         ids = ids.numpy()[:, :k]
         recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ids, exact)]))
