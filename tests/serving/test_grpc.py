@@ -284,3 +284,34 @@ def _predict_x(channel, x):
     request.inputs["x"].CopyFrom(tf.make_tensor_proto([[x]], dtype=tf.float32))
     request.output_filter.append("y")
     return float(tf.make_ndarray(_predict_stub(channel).Predict(request, TIMEOUT).outputs["y"])[0, 0])
+
+
+def test_grpc_and_rest_requests_are_counted_in_one_metrics_registry(tf_serving_models):
+    # TF Serving's RecordModelRequestCount / RecordRequestLatency: every request under its status code
+    # name, latency only for successes, labelled API and entrypoint (GRPC "Predict", REST "predict").
+    from tfrec.serving.server_config import MonitoringConfig
+
+    m = ModelManager([ModelEntry("default", tf_serving_models["saved_model_half_plus_two_cpu"])], poll_seconds=0)
+    m.refresh()
+    app = create_app(m, monitoring=MonitoringConfig(enable=True))
+    server, port = create_grpc_server(m, port=0, metrics=app.state.metrics)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            assert [_predict_x(channel, x) for x in (1.0, 2.0)] == [2.5, 3.0]
+            bad = predict_pb2.PredictRequest()
+            bad.model_spec.name = "default"
+            bad.inputs["nope"].CopyFrom(tf.make_tensor_proto([[1.0]], dtype=tf.float32))
+            with pytest.raises(grpc.RpcError) as err:
+                _predict_stub(channel).Predict(bad, TIMEOUT)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        server.stop(0)
+    rest = TestClient(app)
+    assert rest.post("/v1/models/default:predict", json={"instances": [[2.0]]}).status_code == 200
+    assert rest.post("/v1/models/default:predict", json={"instances": [{"nope": 1.0}]}).status_code == 400
+    text = rest.get("/monitoring/prometheus/metrics").text
+    assert ':tensorflow:serving:request_count_total{model_name="default",status="OK"} 3.0' in text
+    assert ':tensorflow:serving:request_count_total{model_name="default",status="INVALID_ARGUMENT"} 2.0' in text
+    assert ('request_latency_count{API="Predict",entrypoint="GRPC",model_name="default"} 2.0' in text), text
+    assert 'request_latency_count{API="predict",entrypoint="REST",model_name="default"} 1.0' in text

@@ -237,8 +237,23 @@ class Batcher:
 
 
 # ------------------------------------------------------------------------------------------------ metrics
+# An HTTP status back to a status code name, for answers built without a StatusError (the first
+# code of HTTP_STATUS with that HTTP status: 400 -> INVALID_ARGUMENT).
+_CODE_OF_HTTP: dict = {}
+for _code, _http in HTTP_STATUS.items():
+    _CODE_OF_HTTP.setdefault(_http, _code)
+
+
 class Metrics:
-    """Prometheus counters/histograms under TF Serving's metric names."""
+    """Prometheus counters/histograms under TF Serving's metric names, for REST and gRPC alike.
+
+    As TF Serving (``RecordModelRequestCount`` / ``RecordRequestLatency`` in
+    servables/tensorflow/util.cc): every request to a model counts once under its status code name
+    (``OK``, ``INVALID_ARGUMENT``, ``NOT_FOUND``, ...); only successful ones add their latency, in
+    microseconds, labelled with the API (REST: the method, e.g. ``predict``; gRPC: ``Predict``,
+    ``Classify``, ``Regress``) and the entrypoint (``REST`` or ``GRPC``). Thread-safe
+    (prometheus_client), so the gRPC threads and the event loop share one registry.
+    """
 
     def __init__(self, config: MonitoringConfig):
         from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -252,9 +267,11 @@ class Metrics:
                                  buckets=(100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
                                           1000000))
 
-    def observe(self, model: str, api: str, status: int, seconds: float) -> None:
-        self.requests.labels(model_name=model, status="OK" if status == 200 else str(status)).inc()
-        self.latency.labels(model_name=model, API=api, entrypoint="REST").observe(seconds * 1e6)
+    def observe(self, model: str, api: str, code: str, seconds: float, entrypoint: str = "REST") -> None:
+        """One request to ``model`` that ended with status ``code`` (a gRPC/absl code name)."""
+        self.requests.labels(model_name=model, status=code).inc()
+        if code == "OK":
+            self.latency.labels(model_name=model, API=api, entrypoint=entrypoint).observe(seconds * 1e6)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -330,10 +347,8 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
             if not model:
                 raise InvalidRequest("Missing model name in request.")
             if sub:
-                state["api"] = "GetModelMetadata"
                 servable = manager.resolve(model, version, label)
                 return _json(_metadata_json(servable))
-            state["api"] = "GetModelStatus"
             if version is not None:
                 loaded = manager.versions(model) if model in manager.entries else {}
                 if version not in loaded:
@@ -349,7 +364,7 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
         api = _VERB_APIS.get(verb)
         if api is None:  # matched case-insensitively, dispatched exactly
             raise InvalidRequest(f"Malformed request: {method} {raw_path}")
-        state["api"] = api
+        state["api"] = verb  # TF Serving's metrics label: the method as in the path (GETs: none)
         if len(body) > max_body_bytes:
             raise InvalidRequest(f"Request body of {len(body)} bytes exceeds tfrec serve's limit of "
                                  f"{max_body_bytes}")
@@ -388,32 +403,30 @@ def create_app(manager: ModelManager, *, batching: Optional[BatchingParameters] 
         # TF Serving matches the path as sent (names and labels are URL-decoded after matching).
         raw_path = raw.decode("latin-1").split("?", 1)[0] if raw else scope["path"]
         state = {"model": "", "api": ""}
-        status = 500
+        code = "INTERNAL"  # the request's status as TF Serving's metrics name it
         try:
             # The whole body is read first, whatever the method and path (as TF Serving's dispatcher
             # does): an answer sent while the client is still sending would reset its connection.
             body = await read_body(receive)
             if metrics is not None and scope["path"] == metrics.config.path and method == "GET":
-                status = 200
                 return Response(metrics.render(), media_type="text/plain; version=0.0.4")
             if not _DISPATCH.fullmatch(raw_path):
-                status = 404  # TF Serving's HTTP server: no handler for the path
+                # TF Serving's HTTP server: no handler for the path
                 return _error(f"Not found: {method} {raw_path}", 404)
             response = await process(scope, method, raw_path, body, state)
-            status = response.status_code
+            code = "OK" if response.status_code == 200 else _CODE_OF_HTTP.get(response.status_code, "UNKNOWN")
             return response
         except StatusError as exc:
-            status = HTTP_STATUS.get(exc.code, 500)
+            code = exc.code
             return _status_error(exc)
         except BatchQueueFull as exc:
-            status = 503
+            code = "UNAVAILABLE"
             return _error(str(exc), 503)
         except Exception as exc:  # an internal failure is a 500 with a message, never a dropped connection
-            status = 500
             return _error(f"Internal: {type(exc).__name__}: {exc}", 500)
         finally:
             if metrics is not None and state["model"]:
-                metrics.observe(state["model"], state["api"], status, time.perf_counter() - started)
+                metrics.observe(state["model"], state["api"], code, time.perf_counter() - started)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

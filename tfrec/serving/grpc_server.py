@@ -9,6 +9,7 @@ servicers answer from the same :class:`~tfrec.serving.model_manager.ModelManager
 
 from __future__ import annotations
 
+import time
 from concurrent import futures
 from typing import Optional
 
@@ -42,21 +43,39 @@ def _fill_spec(out_spec, servable, signature_name: str) -> None:
     out_spec.signature_name = signature_name
 
 
-def _guarded(method):
-    """Map tfrec's status errors (and anything unexpected) to gRPC statuses; never crash a call."""
+def _guarded(method, counted: bool = False):
+    """Map tfrec's status errors (and anything unexpected) to gRPC statuses; never crash a call.
+
+    ``counted``: the call is one of the APIs TF Serving's metrics count (Predict, Classify,
+    Regress; prediction_service_impl.cc): recorded in the servicer's ``metrics`` when it has them.
+    """
     def call(self, request, context):
+        started, code = time.perf_counter(), "INTERNAL"
         try:
-            return method(self, request, context)
+            response = method(self, request, context)
+            code = "OK"
+            return response
         except StatusError as exc:
+            code = exc.code
             context.abort(_CODES.get(exc.code, grpc.StatusCode.UNKNOWN), str(exc))
         except Exception as exc:  # noqa: BLE001 - a message, not a dropped call
             if isinstance(exc, grpc.RpcError) or type(exc).__name__ == "_AbortError":
                 raise
             context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        finally:
+            metrics = getattr(self, "metrics", None)
+            if counted and metrics is not None:
+                metrics.observe(request.model_spec.name, method.__name__, code, time.perf_counter() - started,
+                                entrypoint="GRPC")
 
     call.__name__ = method.__name__
     call.__doc__ = method.__doc__
     return call
+
+
+def _counted(method):
+    """:func:`_guarded`, and the call counted in the Prometheus metrics."""
+    return _guarded(method, counted=True)
 
 
 def _to_array(tensor_proto) -> np.ndarray:
@@ -82,11 +101,12 @@ class PredictionServicer:
     that cannot be batched.
     """
 
-    def __init__(self, manager: ModelManager, batch_submit=None):
+    def __init__(self, manager: ModelManager, batch_submit=None, metrics=None):
         self.manager = manager
         self.batch_submit = batch_submit
+        self.metrics = metrics  # the REST app's Metrics (one registry, served at its metrics path)
 
-    @_guarded
+    @_counted
     def Predict(self, request, context):  # noqa: N802 - gRPC method names
         from tensorflow_serving.apis import predict_pb2
 
@@ -112,7 +132,7 @@ class PredictionServicer:
             response.outputs[alias].CopyFrom(_to_proto(arr))
         return response
 
-    @_guarded
+    @_counted
     def Classify(self, request, context):  # noqa: N802
         from tensorflow_serving.apis import classification_pb2
 
@@ -123,7 +143,7 @@ class PredictionServicer:
         response.result.CopyFrom(result)
         return response
 
-    @_guarded
+    @_counted
     def Regress(self, request, context):  # noqa: N802
         from tensorflow_serving.apis import regression_pb2
 
@@ -229,11 +249,13 @@ class ModelServicer:
 
 def create_grpc_server(manager: ModelManager, *, port: Optional[int] = 8500, host: str = "127.0.0.1",
                        socket_path: Optional[str] = None, max_workers: int = 8,
-                       options: Optional[list] = None, batch_submit=None) -> tuple[grpc.Server, int]:
+                       options: Optional[list] = None, batch_submit=None,
+                       metrics=None) -> tuple[grpc.Server, int]:
     """A started-ready (not started) grpc.Server with both services; returns (server, bound port).
 
     ``port`` 0 picks a free port; ``socket_path`` also listens on that Unix socket (TF Serving's
-    ``--grpc_socket_path``).
+    ``--grpc_socket_path``); ``metrics`` (the REST app's ``app.state.metrics``) counts Predict,
+    Classify and Regress calls as TF Serving does.
     """
     from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
@@ -241,8 +263,8 @@ def create_grpc_server(manager: ModelManager, *, port: Optional[int] = 8500, hos
     opts = [("grpc.so_reuseport", 0)] + [o for o in (options or []) if o[0] != "grpc.so_reuseport"]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tfrec-grpc"),
                          options=opts)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager, batch_submit),
-                                                                        server)
+    servicer = PredictionServicer(manager, batch_submit, metrics)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
     bound = None
     if port is not None:

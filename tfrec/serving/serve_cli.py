@@ -152,7 +152,8 @@ def run_serve(args) -> int:
 
         kwargs = dict(host=args.rest_api_host, socket_path=args.grpc_socket_path, max_workers=args.grpc_max_threads,
                       options=_channel_arguments(args.grpc_channel_arguments),
-                      batch_submit=app.state.batch_submit if args.rest_api_port else None)
+                      batch_submit=app.state.batch_submit if args.rest_api_port else None,
+                      metrics=app.state.metrics)
         try:
             grpc_server, _ = create_grpc_server(manager, port=port or None, **kwargs)
         except (OSError, RuntimeError) as exc:
