@@ -171,3 +171,56 @@ def test_quality_on_ml100k_random_split(ml100k):
     top = model.top_items_by_bias(n=20, min_ratings=50)
     titles = ml100k.items.set_index("item_id").loc[top.item_id, "title"]
     assert titles.str.contains("Schindler|Casablanca|Star Wars|Shawshank|Usual Suspects|Godfather").any()
+
+
+@pytest.mark.parametrize("rating_range, use_bias", [((0.5, 5.5), True), (None, True), ((1.0, 5.0), False)])
+def test_written_out_gradients_equal_gradient_tape(synthetic_data, rating_range, use_bias):
+    """The graph loop's step uses MF's hand-written loss gradients: they must be the tape's."""
+    import tensorflow as tf
+
+    r = synthetic_data.ratings.iloc[:400]
+    model = MatrixFactorization(embedding_dim=4, epochs=1, batch_size=128, refit=False, l2=0.05, bias_l2=0.02,
+                                rating_range=rating_range, use_bias=use_bias).fit(r, verbose=0)
+    u = model.user_lookup(tf.constant(r.user_id.astype(str).to_numpy()[:64]))
+    i = model.item_lookup(tf.constant(r.item_id.astype(str).to_numpy()[:64]))
+    rating = tf.constant(r.rating.to_numpy("float32")[:64])
+    with tf.GradientTape() as tape:
+        pred, penalty = model.forward_indices(u, i)
+        loss = tf.reduce_mean(tf.square(pred - rating)) + tf.reduce_mean(penalty)
+    expected = tape.gradient(loss, model.trainable_variables)
+    se, written_loss, pairs = model.loss_gradients_indices(u, i, rating)
+    assert [v.name for _, v in pairs] == [v.name for v in model.trainable_variables]
+    np.testing.assert_allclose(float(written_loss), float(loss), rtol=1e-5)
+    np.testing.assert_allclose(se.numpy(), tf.square(pred - rating).numpy(), rtol=1e-5, atol=1e-7)
+    for (grad, var), want in zip(pairs, expected):
+        np.testing.assert_allclose(grad.numpy(), tf.convert_to_tensor(want).numpy(), rtol=1e-4, atol=1e-7,
+                                   err_msg=var.name)
+
+
+def test_fused_adam_apply_dense_takes_apply_gradients_steps():
+    """The graph loop's lean update (FusedAdam.apply_dense) is FusedAdam's own update."""
+    import tensorflow as tf
+
+    from tfrec.models.optimizers import FusedAdam
+
+    rng = np.random.default_rng(0)
+    init = [rng.normal(size=(7, 3)).astype(np.float32), rng.normal(size=(4,)).astype(np.float32)]
+    grads = [[rng.normal(size=w.shape).astype(np.float32) for w in init] for _ in range(5)]
+    results = []
+    for lean in (False, True):
+        vs = [tf.Variable(w) for w in init]
+        opt = FusedAdam(0.01)
+        opt.build(vs)
+
+        @tf.function
+        def step(g):
+            pairs = list(zip(g, vs))
+            return opt.apply_dense(pairs) if lean else opt.apply_gradients(pairs)
+
+        for g in grads:
+            step([tf.constant(x) for x in g])
+        assert int(opt.iterations.numpy()) == len(grads)
+        results.append([v.numpy() for v in vs])
+    for keras_w, lean_w, w0 in zip(*results, init):
+        assert not np.allclose(lean_w, w0)
+        np.testing.assert_allclose(lean_w, keras_w, rtol=1e-6, atol=1e-7)

@@ -5,12 +5,15 @@ more than its arithmetic: the string lookups of every batch, the pipeline's per-
 per-epoch machinery (iterator, callbacks, an ``evaluate`` call) and the train function traced
 twice (autograph traces a ``steps_per_execution`` loop body once to check it, then again in the
 ``while_loop``). Here the ids are looked up once per fit, every epoch is a single call into one
-traced ``tf.while_loop`` over shuffled index batches (``tf.gather`` on in-memory tensors), and a
-validation pass is one batched forward pass.
+traced ``tf.while_loop`` over shuffled index batches (``tf.gather`` on in-memory tensors) that ends
+with the epoch's validation pass (one batched forward pass in the same call, so nothing else is
+traced).
 
 The model supplies ``forward_indices(user_index, item_index) -> (prediction, penalty)`` (both
 float32 [batch]): the loss of a batch is ``mean((prediction - rating)^2) + mean(penalty)``, as
-Keras computes MSE plus the model's ``add_loss`` penalty. Updates use the model's compiled Keras
+Keras computes MSE plus the model's ``add_loss`` penalty. A model may also supply that loss's
+gradients written out (MF's ``loss_gradients_indices``): a third of the ops of ``GradientTape``'s
+graph, which shortens both the trace and the step. Updates use the model's compiled Keras
 optimizer, so its state is the same kind Keras ``fit`` leaves.
 """
 
@@ -24,6 +27,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfrec.data import features as F
+from tfrec.models.optimizers import FusedAdam
 
 _INDEX_SPEC = [tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.float32)]
 
@@ -46,28 +50,59 @@ class IndexedRatings:
         out.ratings = tf.concat([a.ratings, b.ratings], 0)
         return out
 
+    @classmethod
+    def empty(cls) -> "IndexedRatings":
+        out = cls.__new__(cls)
+        out.n = 0
+        out.users, out.items = tf.zeros([0], tf.int64), tf.zeros([0], tf.int64)
+        out.ratings = tf.zeros([0], tf.float32)
+        return out
+
 
 class GraphLoop:
-    """Epochs of mini-batch training and validation passes as two traced functions.
+    """Epochs of mini-batch training, each with its validation pass, as one traced function.
 
     Args:
       forward: ``(user_index, item_index) -> (prediction, penalty)``, float32 [batch] each.
       variables: the trainable variables.
-      optimizer: a Keras optimizer (built for ``variables``).
+      optimizer: a Keras optimizer (built for ``variables``). A
+        :class:`~tfrec.models.optimizers.FusedAdam` takes its dense update in one op per variable
+        (:meth:`~tfrec.models.optimizers.FusedAdam.apply_dense`).
       batch_size: rows per update.
+      gradients: optional ``(user_index, item_index, rating) -> (squared_errors [batch], loss,
+        [(gradient, variable), ...])``, the loss's gradients written out by the model. Without it
+        the step differentiates ``forward`` with a ``GradientTape``.
 
     XLA (``jit_compile``) does not pay here on CPU: compiling the whole epoch loop made MF's fit
     ~10x slower, compiling the step alone added compile time for no faster steps.
     """
 
-    def __init__(self, forward: Callable, variables, optimizer, *, batch_size: int):
+    def __init__(self, forward: Callable, variables, optimizer, *, batch_size: int,
+                 gradients: Optional[Callable] = None):
         self.forward, self.variables, self.optimizer = forward, list(variables), optimizer
+        self.gradients = gradients
         self.batch_size = int(batch_size)
-        self._epoch = tf.function(self._epoch_fn, input_signature=_INDEX_SPEC + [tf.TensorSpec([None], tf.int64)],
-                                  autograph=False)
-        self._evaluate = tf.function(self._evaluate_fn, input_signature=_INDEX_SPEC, autograph=False)
+        self._epoch = tf.function(self._epoch_fn, input_signature=_INDEX_SPEC + [tf.TensorSpec([None], tf.int64)]
+                                  + _INDEX_SPEC, autograph=False)
 
-    def _epoch_fn(self, users, items, ratings, order):
+    def _step(self, u, i, r):
+        """One update; returns (loss, sum of squared errors) of the batch."""
+        if self.gradients is not None:
+            se, loss, pairs = self.gradients(u, i, r)
+        else:
+            with tf.GradientTape() as tape:
+                pred, penalty = self.forward(u, i)
+                se = tf.square(pred - r)
+                loss = tf.reduce_mean(se) + tf.reduce_mean(penalty)
+            pairs = list(zip(tape.gradient(loss, self.variables), self.variables))
+        if isinstance(self.optimizer, FusedAdam):
+            update = self.optimizer.apply_dense([(tf.convert_to_tensor(g), v) for g, v in pairs])
+        else:
+            update = self.optimizer.apply_gradients(pairs)
+        with tf.control_dependencies([update]):
+            return tf.identity(loss), tf.reduce_sum(se)
+
+    def _epoch_fn(self, users, items, ratings, order, val_users, val_items, val_ratings):
         n = tf.shape(order, out_type=tf.int64)[0]
         size = tf.constant(self.batch_size, tf.int64)
         n_batches = (n + size - 1) // size
@@ -75,38 +110,33 @@ class GraphLoop:
         def body(b, loss_sum, se_sum):
             start = b * size
             idx = order[start:tf.minimum(start + size, n)]
-            u, i, r = tf.gather(users, idx), tf.gather(items, idx), tf.gather(ratings, idx)
-            with tf.GradientTape() as tape:
-                pred, penalty = self.forward(u, i)
-                se = tf.square(pred - r)
-                loss = tf.reduce_mean(se) + tf.reduce_mean(penalty)
-            grads = tape.gradient(loss, self.variables)
-            self.optimizer.apply_gradients(zip(grads, self.variables))
+            loss, se = self._step(tf.gather(users, idx), tf.gather(items, idx), tf.gather(ratings, idx))
             rows = tf.cast(tf.size(idx), tf.float32)
-            return b + 1, loss_sum + loss * rows, se_sum + tf.reduce_sum(se)
+            return b + 1, loss_sum + loss * rows, se_sum + se
 
         zero = tf.constant(0.0)
         _, loss_sum, se_sum = tf.while_loop(lambda b, *_: b < n_batches, body,
                                             (tf.constant(0, tf.int64), zero, zero))
         rows = tf.cast(n, tf.float32)
-        return loss_sum / rows, tf.sqrt(se_sum / rows)
+        with tf.control_dependencies([loss_sum, se_sum]):  # validate the weights this epoch ends with
+            val_pred, _ = self.forward(val_users, val_items)
+        val_mse = tf.math.divide_no_nan(tf.reduce_sum(tf.square(val_pred - val_ratings)),
+                                        tf.cast(tf.size(val_ratings), tf.float32))
+        return loss_sum / rows, tf.sqrt(se_sum / rows), val_mse, tf.sqrt(val_mse)
 
-    def _evaluate_fn(self, users, items, ratings):
-        pred, _ = self.forward(users, items)
-        mse = tf.reduce_mean(tf.square(pred - ratings))
-        return mse, tf.sqrt(mse)
-
-    def train_epoch(self, data: IndexedRatings, seed: int) -> dict:
+    def train_epoch(self, data: IndexedRatings, seed: int, val: Optional[IndexedRatings] = None) -> dict:
         """One epoch over ``data`` in a seeded random order: ``{"loss", "rmse"}`` (Keras' meanings:
-        the size-weighted mean batch loss with the penalty, the RMSE of the predictions)."""
+        the size-weighted mean batch loss with the penalty, the RMSE of the predictions) and, with
+        ``val``, ``{"val_loss", "val_rmse"}`` of the weights after the epoch (val_loss: the MSE, as
+        Keras' validation loss)."""
         order = tf.constant(np.random.default_rng(seed).permutation(data.n).astype(np.int64))
-        loss, rmse = self._epoch(data.users, data.items, data.ratings, order)
-        return {"loss": float(loss), "rmse": float(rmse)}
-
-    def evaluate(self, data: IndexedRatings) -> dict:
-        """``{"loss", "rmse"}`` on ``data`` (loss: the MSE, as Keras' validation loss)."""
-        mse, rmse = self._evaluate(data.users, data.items, data.ratings)
-        return {"loss": float(mse), "rmse": float(rmse)}
+        v = val if val is not None else IndexedRatings.empty()
+        loss, rmse, val_mse, val_rmse = self._epoch(data.users, data.items, data.ratings, order,
+                                                    v.users, v.items, v.ratings)
+        logs = {"loss": float(loss), "rmse": float(rmse)}
+        if val is not None:
+            logs.update(val_loss=float(val_mse), val_rmse=float(val_rmse))
+        return logs
 
 
 def fit_epochs(loop: GraphLoop, train: IndexedRatings, val: Optional[IndexedRatings], *, epochs: int,
@@ -117,9 +147,7 @@ def fit_epochs(loop: GraphLoop, train: IndexedRatings, val: Optional[IndexedRati
     history: dict = {}
     best, best_weights, waited = np.inf, None, 0
     for epoch in range(epochs):
-        logs = loop.train_epoch(train, seed=seed * 100003 + epoch)
-        if val is not None:
-            logs.update({f"val_{k}": v for k, v in loop.evaluate(val).items()})
+        logs = loop.train_epoch(train, seed=seed * 100003 + epoch, val=val)
         for k, v in logs.items():
             history.setdefault(k, []).append(v)
         if verbose not in (0, False, None):

@@ -160,6 +160,51 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
             penalty += self.bias_l2 * (tf.square(bu) + tf.square(bi))
         return self._squash(raw), penalty
 
+    def loss_gradients_indices(self, u, i, rating):
+        """The graph loop's step: ``(squared_errors [batch], loss, [(gradient, variable), ...])`` for
+        lookup indices ``u``, ``i`` and float32 ``rating`` [batch].
+
+        The loss is the one ``forward_indices`` defines (mean squared error plus the mean per-example
+        penalty) and the gradients are its derivatives written out, dense, one per trainable
+        variable: with ``e = prediction - rating`` and ``d = 2 e squash'(raw) / batch``, ``d q_i +
+        2 l2 p_u / batch`` summed into user ``u``'s row of the user table, and likewise for the item
+        table and the biases; ``sum(d)`` for ``mu``. Equal to what ``GradientTape`` gives (tested) in
+        about a third of the ops, so a step runs and traces faster.
+        """
+        n = tf.cast(tf.size(rating), tf.float32)
+        pu, qi = tf.gather(self.user_embedding.embeddings, u), tf.gather(self.item_embedding.embeddings, i)
+        raw = tf.reduce_sum(pu * qi, -1) + self.global_bias
+        penalty = self.l2 * (tf.reduce_sum(tf.square(pu), -1) + tf.reduce_sum(tf.square(qi), -1))
+        if self.use_bias:
+            bu = tf.gather(self.user_bias.embeddings, u)[:, 0]
+            bi = tf.gather(self.item_bias.embeddings, i)[:, 0]
+            raw += bu + bi
+            penalty += self.bias_l2 * (tf.square(bu) + tf.square(bi))
+        if self.rating_range is None:
+            pred, slope = raw, 1.0
+        else:
+            lo, hi = self.rating_range
+            s = tf.sigmoid(raw)
+            pred, slope = lo + (hi - lo) * s, (hi - lo) * s * (1.0 - s)
+        err = pred - rating
+        se = tf.square(err)
+        loss = tf.reduce_mean(se) + tf.reduce_mean(penalty)
+        d = (2.0 / n) * err * slope
+        c = (2.0 * self.l2) / n
+        dcol = d[:, None]
+
+        def rows(grad, index, table):
+            return tf.math.unsorted_segment_sum(grad, index, tf.shape(table)[0])
+
+        grads = {id(self.global_bias): tf.reduce_sum(d),
+                 id(self.user_embedding.embeddings): rows(dcol * qi + c * pu, u, self.user_embedding.embeddings),
+                 id(self.item_embedding.embeddings): rows(dcol * pu + c * qi, i, self.item_embedding.embeddings)}
+        if self.use_bias:
+            cb = (2.0 * self.bias_l2) / n
+            grads[id(self.user_bias.embeddings)] = rows((d + cb * bu)[:, None], u, self.user_bias.embeddings)
+            grads[id(self.item_bias.embeddings)] = rows((d + cb * bi)[:, None], i, self.item_bias.embeddings)
+        return se, loss, [(grads[id(v)], v) for v in self.trainable_variables]
+
     def call(self, features, training=False):
         rating, penalty = self.forward_indices(self.user_lookup(features[F.USER_ID]),
                                                self.item_lookup(features[F.ITEM_ID]))
@@ -200,7 +245,8 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
                                                              prebuild=self._build_model_and_optimizer_variables)
         fit_data = IndexedRatings(fit_part, self.user_lookup, self.item_lookup)
         val_data = IndexedRatings(val_part, self.user_lookup, self.item_lookup) if val_part is not None else None
-        loop = GraphLoop(self.forward_indices, self.trainable_variables, self.optimizer, batch_size=batch_size)
+        loop = GraphLoop(self.forward_indices, self.trainable_variables, self.optimizer, batch_size=batch_size,
+                         gradients=self.loss_gradients_indices)
         run = dict(get_weights=self.get_weights, set_weights=self.set_weights, verbose=verbose)
         history = fit_epochs(loop, fit_data, val_data, epochs=epochs, patience=self.patience, seed=self.seed, **run)
         self.best_epoch_ = int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else len(history["loss"])

@@ -53,3 +53,29 @@ class FusedAdam(DenseGradientAdam):
             beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
             lr=tf.cast(self.learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
             beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype), grad=gradient)
+
+    def apply_dense(self, grads_and_vars):
+        """``apply_gradients`` for dense float32 gradients inside a traced training loop, in less graph.
+
+        The same update as :meth:`update_step` for every variable (same slots, ``iterations``
+        incremented once), with the bias-correction powers computed once per step instead of per
+        variable and without Keras' per-variable distribution and name-scope machinery: a step of a
+        model as small as MF is mostly per-op overhead, and its loop traces faster. The optimizer must
+        be built for the variables; without a distribution strategy only.
+        """
+        pairs = list(grads_and_vars)
+        if self.amsgrad or self.adaptive_epsilon:
+            return self.apply_gradients(pairs)
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta1, beta2 = tf.cast(self.beta_1, tf.float32), tf.cast(self.beta_2, tf.float32)
+        common = dict(beta1_power=tf.pow(beta1, step), beta2_power=tf.pow(beta2, step),
+                      lr=tf.cast(self.learning_rate, tf.float32), beta1=beta1, beta2=beta2,
+                      epsilon=tf.cast(self.epsilon, tf.float32))
+        updates = []
+        for gradient, variable in pairs:
+            index = self._index_dict[self._var_key(variable)]
+            updates.append(tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
+                grad=gradient, **common))
+        with tf.control_dependencies(updates):
+            return self.iterations.assign_add(1)
