@@ -66,11 +66,12 @@ class GraphLoop:
       forward: ``(user_index, item_index) -> (prediction, penalty)``, float32 [batch] each.
       variables: the trainable variables.
       optimizer: a Keras optimizer (built for ``variables``). A
-        :class:`~tfrec.models.optimizers.FusedAdam` takes its dense update in one op per variable
-        (:meth:`~tfrec.models.optimizers.FusedAdam.apply_dense`).
+        :class:`~tfrec.models.optimizers.FusedAdam` (or its ``LazyAdam``) takes its update with
+        less graph (:meth:`~tfrec.models.optimizers.FusedAdam.apply_fused`).
       batch_size: rows per update.
       gradients: optional ``(user_index, item_index, rating) -> (squared_errors [batch], loss,
-        [(gradient, variable), ...])``, the loss's gradients written out by the model. Without it
+        [(gradient, variable), ...])``, the loss's gradients written out by the model (dense or
+        ``tf.IndexedSlices``, as ``GradientTape`` gives them for embedding lookups). Without it
         the step differentiates ``forward`` with a ``GradientTape``.
 
     XLA (``jit_compile``) does not pay here on CPU: compiling the whole epoch loop made MF's fit
@@ -96,7 +97,7 @@ class GraphLoop:
                 loss = tf.reduce_mean(se) + tf.reduce_mean(penalty)
             pairs = list(zip(tape.gradient(loss, self.variables), self.variables))
         if isinstance(self.optimizer, FusedAdam):
-            update = self.optimizer.apply_dense([(tf.convert_to_tensor(g), v) for g, v in pairs])
+            update = self.optimizer.apply_fused(pairs)
         else:
             update = self.optimizer.apply_gradients(pairs)
         with tf.control_dependencies([update]):

@@ -14,7 +14,7 @@ from tfrec.errors import ConfigError
 from tfrec.models.checks import check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
 from tfrec.models.layers import string_lookup
-from tfrec.models.optimizers import FusedAdam
+from tfrec.models.optimizers import LazyAdam
 
 
 def check_rating_range(value) -> Optional[list]:
@@ -61,13 +61,14 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
       use_bias: learn b_u and b_i (mu is always learned).
       rating_range: ``(lo, hi)`` for sigmoid squashing, or None for a plain linear output.
       learning_rate, batch_size, epochs, patience, seed, pipeline, steps_per_execution: training
-        settings used by ``fit(dataframe)`` (Adam; early stopping on a validation set carved from
-        the training frame).
+        settings used by ``fit(dataframe)`` (lazy Adam, :class:`~tfrec.models.optimizers.LazyAdam`:
+        only the looked-up rows of the embedding and bias tables move at each step; early stopping
+        on a validation set carved from the training frame).
       training_loop: how ``fit(dataframe)`` trains. ``"graph"`` (default): the ids are looked up
         once per fit and every epoch is one call into a traced TensorFlow loop over shuffled
-        mini-batches of indices (:mod:`tfrec.models.graph_loop`); same model, loss, optimizer
-        (:class:`~tfrec.models.optimizers.FusedAdam`), early stopping and refit as Keras ``fit``,
-        ~2x less CPU and far less waiting on a loaded machine. ``"keras"``: Keras ``fit`` over the
+        mini-batches of indices (:mod:`tfrec.models.graph_loop`) whose step uses the loss gradients
+        written out (:meth:`loss_gradients_indices`); same model, loss, optimizer, early stopping
+        and refit as Keras ``fit``, ~2x less CPU and far less waiting on a loaded machine. ``"keras"``: Keras ``fit`` over the
         ``pipeline``'s ``tf.data`` batches of string ids, ``steps_per_execution`` steps per call.
         Keras ``fit`` is also used whenever callbacks, extra Keras ``fit`` arguments, the generator
         pipeline, a distribution strategy or your own ``compile`` ask for it.
@@ -165,11 +166,11 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
         lookup indices ``u``, ``i`` and float32 ``rating`` [batch].
 
         The loss is the one ``forward_indices`` defines (mean squared error plus the mean per-example
-        penalty) and the gradients are its derivatives written out, dense, one per trainable
-        variable: with ``e = prediction - rating`` and ``d = 2 e squash'(raw) / batch``, ``d q_i +
-        2 l2 p_u / batch`` summed into user ``u``'s row of the user table, and likewise for the item
-        table and the biases; ``sum(d)`` for ``mu``. Equal to what ``GradientTape`` gives (tested) in
-        about a third of the ops, so a step runs and traces faster.
+        penalty) and the gradients are its derivatives written out, one per trainable variable: with
+        ``e = prediction - rating`` and ``d = 2 e squash'(raw) / batch``, the row ``d q_i + 2 l2 p_u /
+        batch`` for user ``u``'s row of the user table (a ``tf.IndexedSlices``, as ``GradientTape``
+        gives it), likewise for the item table and the biases, and ``sum(d)`` for ``mu``. Equal to
+        the tape's gradients (tested) in about a third of the ops, so a step runs and traces faster.
         """
         n = tf.cast(tf.size(rating), tf.float32)
         pu, qi = tf.gather(self.user_embedding.embeddings, u), tf.gather(self.item_embedding.embeddings, i)
@@ -194,7 +195,7 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
         dcol = d[:, None]
 
         def rows(grad, index, table):
-            return tf.math.unsorted_segment_sum(grad, index, tf.shape(table)[0])
+            return tf.IndexedSlices(grad, index, tf.shape(table, out_type=index.dtype))
 
         grads = {id(self.global_bias): tf.reduce_sum(d),
                  id(self.user_embedding.embeddings): rows(dcol * qi + c * pu, u, self.user_embedding.embeddings),
@@ -226,7 +227,7 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
     _default_optimizer_id: Optional[int] = None
 
     def _compile_default(self) -> None:
-        optimizer = FusedAdam(self.learning_rate)
+        optimizer = LazyAdam(self.learning_rate)
         self.compile(optimizer=optimizer, loss=self._default_loss(), metrics=self._default_metrics(),
                      steps_per_execution=self._default_steps_per_execution())
         self._default_optimizer_id = id(optimizer)

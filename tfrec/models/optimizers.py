@@ -54,28 +54,80 @@ class FusedAdam(DenseGradientAdam):
             lr=tf.cast(self.learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
             beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype), grad=gradient)
 
-    def apply_dense(self, grads_and_vars):
-        """``apply_gradients`` for dense float32 gradients inside a traced training loop, in less graph.
+    def apply_fused(self, grads_and_vars):
+        """``apply_gradients`` inside a traced training loop, in less graph.
 
-        The same update as :meth:`update_step` for every variable (same slots, ``iterations``
+        The same update as :meth:`apply_gradients` for every variable (same slots, ``iterations``
         incremented once), with the bias-correction powers computed once per step instead of per
         variable and without Keras' per-variable distribution and name-scope machinery: a step of a
-        model as small as MF is mostly per-op overhead, and its loop traces faster. The optimizer must
-        be built for the variables; without a distribution strategy only.
+        model as small as MF is mostly per-op overhead, and its loop traces faster. Gradients are
+        float32, dense or ``tf.IndexedSlices``; the optimizer must be built for the variables; no
+        distribution strategy.
         """
         pairs = list(grads_and_vars)
         if self.amsgrad or self.adaptive_epsilon:
             return self.apply_gradients(pairs)
         step = tf.cast(self.iterations + 1, tf.float32)
         beta1, beta2 = tf.cast(self.beta_1, tf.float32), tf.cast(self.beta_2, tf.float32)
-        common = dict(beta1_power=tf.pow(beta1, step), beta2_power=tf.pow(beta2, step),
-                      lr=tf.cast(self.learning_rate, tf.float32), beta1=beta1, beta2=beta2,
-                      epsilon=tf.cast(self.epsilon, tf.float32))
-        updates = []
-        for gradient, variable in pairs:
-            index = self._index_dict[self._var_key(variable)]
-            updates.append(tf.raw_ops.ResourceApplyAdam(
-                var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
-                grad=gradient, **common))
+        powers = (tf.pow(beta1, step), tf.pow(beta2, step))
+        updates = [self._fused_update(gradient, variable, powers) for gradient, variable in pairs]
         with tf.control_dependencies(updates):
             return self.iterations.assign_add(1)
+
+    def _slots(self, variable):
+        index = self._index_dict[self._var_key(variable)]
+        return self._momentums[index], self._velocities[index]
+
+    def _fused_update(self, gradient, variable, powers):
+        """One variable's update given the step's ``(beta_1^t, beta_2^t)``; sparse gradients as dense."""
+        m, v = self._slots(variable)
+        return tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=m.handle, v=v.handle, beta1_power=powers[0], beta2_power=powers[1],
+            lr=tf.cast(self.learning_rate, tf.float32), beta1=tf.cast(self.beta_1, tf.float32),
+            beta2=tf.cast(self.beta_2, tf.float32), epsilon=tf.cast(self.epsilon, tf.float32),
+            grad=tf.convert_to_tensor(gradient))
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrec")
+class LazyAdam(FusedAdam):
+    """Adam that, for a sparse gradient, updates only the rows it touches ("lazy" Adam).
+
+    The rule of TF Addons' ``LazyAdam``: for the rows of an embedding table looked up in a batch
+    (a ``tf.IndexedSlices`` gradient; repeated rows summed first), ``m`` and ``v`` are updated
+    and the row takes Adam's step with the global bias correction; rows not looked up keep their
+    moments and values. Keras' Adam instead decays every row's moments at every step and keeps
+    moving rows nobody rated in the batch along their stale momentum. Dense gradients take
+    :class:`FusedAdam`'s update. For matrix factorization the lazy rule fits better: on ML-100K
+    (random split) ``MatrixFactorization``'s test RMSE is ~0.001 lower over three seeds and two
+    splits (``benchmarks/rating.py``), and a step's cost follows the batch, not the table size.
+    """
+
+    def apply_gradients(self, grads_and_vars, *args, **kwargs):
+        # Skip DenseGradientAdam's densifying: the sparse rows are the point here.
+        return tf.keras.optimizers.Adam.apply_gradients(self, grads_and_vars, *args, **kwargs)
+
+    def update_step(self, gradient, variable):
+        if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad or self.adaptive_epsilon:
+            return super().update_step(gradient, variable)
+        step = tf.cast(self.iterations + 1, variable.dtype)
+        powers = (tf.pow(tf.cast(self.beta_1, variable.dtype), step), tf.pow(tf.cast(self.beta_2, variable.dtype), step))
+        return self._lazy_update(gradient, variable, powers)
+
+    def _fused_update(self, gradient, variable, powers):
+        if isinstance(gradient, tf.IndexedSlices):
+            return self._lazy_update(gradient, variable, powers)
+        return super()._fused_update(gradient, variable, powers)
+
+    def _lazy_update(self, gradient, variable, powers):
+        m, v = self._slots(variable)
+        dtype = variable.dtype
+        beta1, beta2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        rows, position = tf.unique(gradient.indices)
+        g = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
+        m_rows = beta1 * tf.gather(m, rows) + (1.0 - beta1) * g
+        v_rows = beta2 * tf.gather(v, rows) + (1.0 - beta2) * tf.square(g)
+        alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1.0 - powers[1]) / (1.0 - powers[0])
+        step = alpha * m_rows / (tf.sqrt(v_rows) + tf.cast(self.epsilon, dtype))
+        return tf.group(m.scatter_update(tf.IndexedSlices(m_rows, rows)),
+                        v.scatter_update(tf.IndexedSlices(v_rows, rows)),
+                        variable.scatter_sub(tf.IndexedSlices(step, rows)))
