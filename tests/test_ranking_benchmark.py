@@ -84,7 +84,7 @@ def test_csv_family_without_users_table_skips_with_reasons(ranking, tmp_path, ca
     assert "## Ranking on MovieLens latest-small, SYNTHETIC data (leave-last-out" in out
     rows = _table_rows(out)
     assert list(rows) == ["popularity", "ease", "covisitation", "content_tfidf"]
-    assert rows["ease"][0] == ("skipped: needs ~0.9 MB (EASE inverts a dense 150 x 150 item matrix); 0.5 MB allowed "
+    assert rows["ease"][0] == ("skipped: needs ~1.4 MB (EASE inverts a dense 150 x 150 item matrix); 0.5 MB allowed "
                                "(--memory-gb)")
     assert all(c == "" for c in rows["ease"][1:]) and len(rows["ease"]) == len(rows["popularity"])
     # Cold-start columns exist; without a users table every new user gets popularity's ranking.
@@ -138,7 +138,7 @@ def test_memory_need_estimates(ranking):
     import pandas as pd
 
     train = pd.DataFrame({"user_id": ["1", "1", "2", "3"], "item_id": ["a", "b", "b", "c"]})
-    assert ranking.memory_need("ease_recency", train)[0] == 40.0 * 3 * 3
+    assert ranking.memory_need("ease_recency", train)[0] == 64.0 * 3 * 3
     # item-item nonzeros: min(n_items^2 = 9, sum of squared user counts = 4 + 1 + 1)
     assert ranking.memory_need("item_knn_all_history", train)[0] == 48.0 * 6
     # user-user: min(n_users^2 = 9, sum of squared item counts = 1 + 4 + 1)
