@@ -87,3 +87,61 @@ def test_exact_sizes_and_bad_arguments():
                           ({"seed": -1}, "seed")):
         with pytest.raises(ConfigError, match=match):
             synthetic_movielens(**kwargs)
+
+
+def _neighbour_vs_random_similarity(data):
+    """Mean cosine of the generating item factors: consecutive items of a user vs random pairs of that user."""
+    q = data.extras["item_factors"]
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    pos = pd.Series(np.arange(len(data.items)), index=data.items.item_id)
+    rng = np.random.default_rng(0)
+    near, rand = [], []
+    for _, g in data.ratings.groupby("user_id", sort=False):  # the log is in time order
+        v = q[pos.reindex(g.item_id).to_numpy()]
+        near.append(np.sum(v[1:] * v[:-1], axis=1))
+        shuffled = v[rng.permutation(len(v))]
+        rand.append(np.sum(shuffled[1:] * shuffled[:-1], axis=1))
+    return np.concatenate(near).mean(), np.concatenate(rand).mean()
+
+
+def test_neutral_sequential_options_are_the_default_generator():
+    a = synthetic_movielens(60, 50, 900, seed=3)
+    b = synthetic_movielens(60, 50, 900, seed=3, taste_drift=0, transition_rate=0.0)
+    for x, y in ((a.ratings, b.ratings), (a.items, b.items), (a.users, b.users)):
+        pd.testing.assert_frame_equal(x, y)
+    assert a.source == b.source and "taste_drift" not in a.source
+    assert sorted(a.extras) == sorted(b.extras) and all(np.array_equal(a.extras[k], b.extras[k]) for k in a.extras)
+
+
+def test_sequential_log_is_deterministic_ordered_and_measurably_sequential():
+    kw = dict(n_users=80, n_items=200, n_ratings=4000, seed=1)
+    seq = synthetic_movielens(**kw, taste_drift=0.05, transition_rate=0.3)
+    again = synthetic_movielens(**kw, taste_drift=0.05, transition_rate=0.3)
+    pd.testing.assert_frame_equal(seq.ratings, again.ratings)
+    r = seq.ratings
+    assert len(r) == 4000 and r.user_id.nunique() == 80 and not r.duplicated(["user_id", "item_id"]).any()
+    assert r.timestamp.is_monotonic_increasing and 3.2 < r.rating.mean() < 3.9
+    assert "taste_drift=0.05, transition_rate=0.3" in seq.source
+    # The same users rate the same number of items; only the order (and which items) carries sequence.
+    plain = synthetic_movielens(**kw)
+    assert (r.groupby("user_id").size().sort_index() == plain.ratings.groupby("user_id").size().sort_index()).all()
+    near, rand = _neighbour_vs_random_similarity(seq)
+    assert near > rand + 0.1
+    # About transition_rate of the consecutive pairs follow the related-items graph (a few more by chance).
+    pos = pd.Series(np.arange(len(seq.items)), index=seq.items.item_id)
+    related = seq.extras["related_items"]
+    follows = [np.isin(b, related[a]) for _, g in r.groupby("user_id", sort=False)
+               for a, b in zip(pos[g.item_id].to_numpy()[:-1], pos[g.item_id].to_numpy()[1:])]
+    assert 0.25 < np.mean(follows) < 0.4
+    near0, rand0 = _neighbour_vs_random_similarity(plain)
+    assert abs(near0 - rand0) < 0.05  # the default log has no such runs
+    # The taste walk moves users away from where they started.
+    drift = synthetic_movielens(**kw, taste_drift=0.1)
+    assert "related_items" not in drift.extras
+    moved = np.linalg.norm(drift.extras["final_user_factors"] - drift.extras["user_factors"], axis=1)
+    assert moved.mean() > 0.1 * np.linalg.norm(drift.extras["user_factors"], axis=1).mean()
+    with pytest.raises(ConfigError, match="taste_drift"):
+        synthetic_movielens(**kw, taste_drift=-0.1)
+    for bad in ("strong", 1.5):
+        with pytest.raises(ConfigError, match="transition_rate"):
+            synthetic_movielens(**kw, transition_rate=bad)
