@@ -171,11 +171,13 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"--models: unknown {', '.join(unknown)}; expected some of: {', '.join(ALL)}")
     _log(f"loading {args.dataset} ...")
+    step = ""
     try:
         data = open_dataset(args.dataset, data_dir=args.data_dir)
+        step = f"{data.source}: the benchmark's leave-last-out split: "
         train, test = leave_last_out_split(data.ratings)
     except TfrecError as exc:  # the loader's message names the folder/file and what it expected
-        print(f"ranking.py: error: {exc}", file=sys.stderr)
+        print(f"ranking.py: error: {step}{exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 3
     # After loading: what the data itself takes is not available to the models.
     budget = args.memory_gb * 2 ** 30 if args.memory_gb is not None else available_bytes()

@@ -5,6 +5,7 @@ Only the fast baselines (and at most MF's refusal) run here: seconds, no TensorF
 """
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -120,6 +121,15 @@ def test_bad_dataset_or_data_dir_is_a_clear_error(ranking, tmp_path, monkeypatch
     (tmp_path / "folder").mkdir()
     assert ranking.main(["--dataset", str(tmp_path / "folder")]) == 3
     assert "no schema.json there" in capsys.readouterr().err
+    from tfrec.data.examples import write_shop_dataset
+
+    shop = write_shop_dataset(tmp_path / "untimed")
+    schema = json.loads((shop / "schema.json").read_text())
+    schema["interactions"]["timestamp"] = None
+    (shop / "schema.json").write_text(json.dumps(schema))
+    assert ranking.main(["--dataset", str(shop), "--models", "popularity"]) == 3
+    err = capsys.readouterr().err
+    assert f"{shop}: the benchmark's leave-last-out split: " in err and "no 'timestamp' column" in err
     with pytest.raises(SystemExit):
         ranking.main(["--models", "popularity,nope"])
     assert "unknown nope" in capsys.readouterr().err
