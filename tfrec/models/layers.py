@@ -48,7 +48,7 @@ class GenrePooling(tf.keras.layers.Layer):
 
     def __init__(self, vocabulary: Sequence[str], dim: int, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.vocabulary = list(vocabulary)
+        object.__setattr__(self, "vocabulary", list(vocabulary))  # untracked: see towers._untracked
         self.dim = int(dim)
         self.seed = int(seed)
         self.lookup = string_lookup(self.vocabulary, f"{self.name}_lookup")
@@ -82,7 +82,7 @@ class CategoricalEmbedding(tf.keras.layers.Layer):
     def __init__(self, vocabulary: Sequence, dim: int, kind: str = "string", seed: int = 0,
                  bucket_boundaries: Optional[Sequence[float]] = None, **kwargs):
         super().__init__(**kwargs)
-        self.vocabulary = list(vocabulary)
+        object.__setattr__(self, "vocabulary", list(vocabulary))  # untracked: see towers._untracked
         self.dim = int(dim)
         self.kind = kind
         self.seed = int(seed)
@@ -191,7 +191,7 @@ class TextPooling(tf.keras.layers.Layer):
 
     def __init__(self, vocabulary: Sequence[str], dim: int, max_tokens: int = F.MAX_VALUES, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.vocabulary = list(vocabulary)
+        object.__setattr__(self, "vocabulary", list(vocabulary))  # untracked: see towers._untracked
         self.dim, self.max_tokens, self.seed = int(dim), int(max_tokens), int(seed)
         self.pooling = GenrePooling(self.vocabulary, self.dim, seed=self.seed, name=f"{self.name}_tokens")
 

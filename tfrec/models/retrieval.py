@@ -104,6 +104,40 @@ class GlobalRetrieval(tf.keras.layers.Layer):
             scores, labels = tfrs.layers.loss.HardNegativeMining(self.num_hard_negatives)(scores, labels)
         return self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
 
+    def ensemble_losses(self, pairs, sample_weight=None, candidate_sampling_probability=None, candidate_ids=None,
+                        gather: bool = True) -> list:
+        """The loss of each ``(query_embeddings, candidate_embeddings)`` pair of an ensemble trained on
+        one batch: ``[self(q, c, ...) for q, c in pairs]``, with what the pairs share -- the labels,
+        the logQ correction and the accidental-hit mask, each [b, b] -- computed once, not once per
+        pair. The scores are the same floats: ``s / T - log p + hits * MIN_FLOAT`` is added as
+        ``s / T + (hits * MIN_FLOAT - log p)``, exact for every entry (``MIN_FLOAT`` absorbs
+        ``log p``). Across replicas or with hard negatives each pair takes :meth:`call`."""
+        _, replicas = _replica_context()
+        if len(pairs) == 1 or (gather and replicas > 1) or self.num_hard_negatives is not None:
+            return [self(q, c, sample_weight=sample_weight, candidate_sampling_probability=candidate_sampling_probability,
+                         candidate_ids=candidate_ids, gather=gather) for q, c in pairs]
+        first = pairs[0][1]
+        rows = tf.shape(pairs[0][0])[0]
+        labels = tf.one_hot(tf.range(rows), tf.shape(first)[0], dtype=first.dtype)
+        bias = None
+        if candidate_sampling_probability is not None:  # tfrs SamplingProbablityCorrection
+            bias = -tf.math.log(tf.clip_by_value(candidate_sampling_probability, 1e-6, 1.0))[None, :]
+        if self.remove_accidental_hits:  # tfrs RemoveAccidentalHits (row i's positive is candidate i)
+            if candidate_ids is None:
+                raise ValueError("remove_accidental_hits needs candidate_ids")
+            ids = tf.expand_dims(candidate_ids, 1)
+            hits = (tf.cast(tf.equal(ids[:rows], tf.transpose(ids)), labels.dtype) - labels) * tfrs.layers.loss.MIN_FLOAT
+            bias = hits if bias is None else bias + hits
+        losses = []
+        for query_embeddings, candidate_embeddings in pairs:
+            scores = tf.linalg.matmul(query_embeddings, candidate_embeddings, transpose_b=True)
+            if self.temperature is not None:
+                scores = scores / self.temperature
+            if bias is not None:
+                scores = scores + bias
+            losses.append(self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight))
+        return losses
+
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature,
                 "num_hard_negatives": self.num_hard_negatives, "remove_accidental_hits": self.remove_accidental_hits}
@@ -119,6 +153,9 @@ class ReplicaScaledSteps:
     stopping compares -- the global batch's loss, the same number one process would report.
     """
 
+    # No autograph: the steps (and the towers, losses and layers they call) have no Python control
+    # flow on tensors, and converting their source to graph code costs ~2 s of CPU per process.
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, inputs):
         _, replicas = _replica_context()
         with tf.GradientTape() as tape:
@@ -130,6 +167,7 @@ class ReplicaScaledSteps:
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._step_metrics(loss, regularization_loss)
 
+    @tf.autograph.experimental.do_not_convert
     def test_step(self, inputs):
         _, replicas = _replica_context()
         loss = self.compute_loss(inputs, training=False)

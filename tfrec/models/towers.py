@@ -31,6 +31,14 @@ ITEM_INDEX = "item_index"
 YEAR_SCALED = "year_scaled"
 
 
+def _untracked(layer, **values) -> None:
+    """Set plain-data attributes (vocabularies, specs) outside Keras' attribute tracking: a tracked
+    list or dict is wrapped and every one of its entries is walked each time Keras collects the
+    layer tree (thousands of times while the train step is traced)."""
+    for name, value in values.items():
+        object.__setattr__(layer, name, value)
+
+
 def _mlp(sizes, name, seed):
     layers = []
     for j, s in enumerate(sizes):
@@ -76,9 +84,9 @@ class QueryTower(tf.keras.Model):
                  history_encoder: str = "mean", feature_specs: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
         self.history_encoder = check_history_encoder(history_encoder)
-        self.user_vocabulary = list(user_vocabulary)
-        self.feature_vocabularies = {k: list(v) for k, v in feature_vocabularies.items()}
-        self.feature_specs = dict(feature_specs) if feature_specs else None
+        _untracked(self, user_vocabulary=list(user_vocabulary),
+                   feature_vocabularies={k: list(v) for k, v in feature_vocabularies.items()},
+                   feature_specs=dict(feature_specs) if feature_specs else None)
         self.embedding_dim = int(embedding_dim)
         self.layer_sizes = list(layer_sizes)
         self.id_dropout = float(id_dropout)
@@ -229,9 +237,9 @@ class CandidateTower(tf.keras.Model):
                  layer_sizes: Sequence[int], normalize: bool = True, seed: int = 0,
                  feature_specs: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
-        self.item_vocabulary = list(item_vocabulary)
-        self.feature_vocabularies = {k: list(v) for k, v in feature_vocabularies.items()}
-        self.feature_specs = dict(feature_specs) if feature_specs else None
+        _untracked(self, item_vocabulary=list(item_vocabulary),
+                   feature_vocabularies={k: list(v) for k, v in feature_vocabularies.items()},
+                   feature_specs=dict(feature_specs) if feature_specs else None)
         self.embedding_dim = int(embedding_dim)
         self.layer_sizes = list(layer_sizes)
         self.normalize = bool(normalize)

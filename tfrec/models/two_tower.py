@@ -333,9 +333,9 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
             # Vocabulary indices, not strings: they are gathered across replicas when distributed.
             kwargs["candidate_ids"] = item_index
         # Training gathers the global batch's candidates; validation loss stays per replica (a monitor).
-        losses = [self.task(q(query_inputs, training=training), c(candidate_inputs, training=training),
-                            gather=bool(training), **kwargs)
-                  for q, c in zip(self.query_towers, self.candidate_towers)]
+        pairs = [(q(query_inputs, training=training), c(candidate_inputs, training=training))
+                 for q, c in zip(self.query_towers, self.candidate_towers)]
+        losses = self.task.ensemble_losses(pairs, gather=bool(training), **kwargs)
         return losses[0] if len(losses) == 1 else tf.add_n(losses) / float(len(losses))
 
     def call(self, features, training=False):
