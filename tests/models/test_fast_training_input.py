@@ -86,3 +86,35 @@ def test_index_batches_keep_the_raw_pipelines_shuffled_row_order():
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
     assert not np.array_equal(got[0], got[1])
+
+
+@pytest.mark.parametrize("dataset", ["movielens", "shop"])
+def test_side_features_encoded_once_per_id_give_the_per_row_arrays(dataset, tmp_path):
+    """encode_rows_and_sides (what TwoTower's fit streams) == every row joined and encoded, also for
+    ids the side tables lack (neutral values) and a schema dataset's own typed features."""
+    from tfrec.data import features as F, load_dataset, synthetic_movielens
+    from tfrec.data.examples import write_shop_dataset
+    from tfrec.data.pipelines import feature_columns
+    from tfrec.models.encoded_input import encode_rows_and_sides
+    from tfrec.models.two_tower import TwoTower
+
+    if dataset == "movielens":
+        data = synthetic_movielens(n_users=40, n_items=30, n_ratings=400, seed=0)
+    else:
+        data = load_dataset(write_shop_dataset(tmp_path / "s", n_customers=40, n_products=30, events_per_customer=8))
+    users, items = data.users.iloc[5:], data.items.iloc[3:]  # some ids without side features
+    model = TwoTower(embedding_dim=8, layer_sizes=(8,), ensemble_size=2, history_length=4, epochs=1, batch_size=64)
+    model.fit(data.ratings, items=items, users=users, validation_fraction=0.0, verbose=0)
+    names = [n for n in model.feature_names if n in (F.USER_ID, F.ITEM_ID) or n in (model._side or {})]
+    names.append(F.TIMESTAMP)
+    assert len(model.user_feature_names) >= 2 and len(model.item_feature_names) >= 1
+    rows = data.ratings.iloc[::-1]  # any order
+    want = encode_columns(feature_columns(rows, items=items, users=users, features=names), model._encode_features)
+    sides = {F.USER_ID: (model.user_feature_names, model.query_towers[0].encode),
+             F.ITEM_ID: (model.item_feature_names, model.candidate_towers[0].encode)}
+    got = encode_rows_and_sides(rows, items=items, users=users, features=names, encode=model._encode_features,
+                                sides=sides)
+    assert sorted(got) == sorted(want) and set(model.user_feature_names) <= set(got)
+    for name, values in want.items():
+        assert got[name].dtype == values.dtype, name
+        np.testing.assert_array_equal(got[name], values, err_msg=name)

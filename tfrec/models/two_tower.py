@@ -16,7 +16,7 @@ from tfrec.errors import ConfigError
 from tfrec.models.checks import check_layer_sizes, check_non_negative, check_positive_int
 from tfrec.models.history_encoders import check_history_encoder
 from tfrec.models.distributed_input import active_strategy
-from tfrec.models.encoded_input import encode_columns, index_batches
+from tfrec.models.encoded_input import encode_rows_and_sides, index_batches
 from tfrec.models.keras_base import KerasRecommender
 from tfrec.models.layers import string_lookup
 from tfrec.models.optimizers import DenseGradientAdam
@@ -246,7 +246,7 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         return keys, items, starts.astype(np.int64)
 
     def _dataset(self, frame, items, users, *, batch_size, pipeline, shuffle, seed):
-        from tfrec.data.pipelines import feature_columns, make_dataset
+        from tfrec.data.pipelines import make_dataset
 
         names = [n for n in self.feature_names if n in (F.USER_ID, F.ITEM_ID) or n in (self._side or {})]
         if self.history_length and "timestamp" in frame:
@@ -255,9 +255,11 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         items, users = (items, users) if self.use_features else (None, None)
         if active_strategy() is None:
             # Encoded once per fit: no string op in the train step, no per-example tf.data work.
-            columns = feature_columns(frame, items=items, users=users, features=names)
-            return index_batches(encode_columns(columns, self._encode_features), batch_size=batch_size,
-                                 shuffle=shuffle, seed=seed, drop_remainder=drop)
+            sides = {F.USER_ID: (self.user_feature_names, self.query_towers[0].encode),
+                     F.ITEM_ID: (self.item_feature_names, self.candidate_towers[0].encode)}
+            columns = encode_rows_and_sides(frame, items=items, users=users, features=names,
+                                            encode=self._encode_features, sides=sides)
+            return index_batches(columns, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop)
         return make_dataset(frame, items=items, users=users, pipeline=pipeline, batch_size=batch_size,
                             shuffle=shuffle, seed=seed, features=names, drop_remainder=drop)
 
