@@ -295,22 +295,30 @@ class TowerEnsemble(tf.keras.Model):
 
     Args:
       members: the towers (each maps the same feature dict to [batch, d], L2-normalised).
+      shared_encoding: the members have the same vocabularies (and history tables), as TwoTower
+        builds them: raw features are encoded (string lookups, history window) once by the first
+        member's ``encode`` and the encoded dict goes to all, instead of each member repeating it.
     """
 
-    def __init__(self, members: Sequence[tf.keras.Model], **kwargs):
+    def __init__(self, members: Sequence[tf.keras.Model], shared_encoding: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.members = list(members)
+        self.shared_encoding = bool(shared_encoding)
 
     def call(self, inputs, training=False):
+        if self.shared_encoding:
+            inputs = self.members[0].encode(inputs)
         outs = [m(inputs, training=training) for m in self.members]
         return tf.concat(outs, axis=-1) / float(np.sqrt(len(outs)))
 
     def get_config(self):
-        return {"members": [{"class_name": type(m).__name__, "config": m.get_config()} for m in self.members]}
+        return {"members": [{"class_name": type(m).__name__, "config": m.get_config()} for m in self.members],
+                "shared_encoding": self.shared_encoding}
 
     @classmethod
     def from_config(cls, config):
         """Rebuilds the members from their configs (a rebuilt QueryTower has its own history table:
         sharing an embedding with a candidate tower is wiring that TwoTower does, not config)."""
         classes = {"QueryTower": QueryTower, "CandidateTower": CandidateTower}
-        return cls([classes[m["class_name"]](**m["config"]) for m in config["members"]])
+        return cls([classes[m["class_name"]](**m["config"]) for m in config["members"]],
+                   shared_encoding=config.get("shared_encoding", False))

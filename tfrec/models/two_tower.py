@@ -155,8 +155,8 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         if self.ensemble_size == 1:
             self.query_model, self.candidate_model = queries[0], candidates[0]
         else:
-            self.query_model = TowerEnsemble(queries, name="query_tower")
-            self.candidate_model = TowerEnsemble(candidates, name="candidate_tower")
+            self.query_model = TowerEnsemble(queries, shared_encoding=True, name="query_tower")
+            self.candidate_model = TowerEnsemble(candidates, shared_encoding=True, name="candidate_tower")
         # tfrs.tasks.Retrieval's loss, with the negatives gathered from every replica when distributed.
         self.task = GlobalRetrieval(temperature=self.temperature, num_hard_negatives=self.num_hard_negatives,
                                     remove_accidental_hits=self.remove_accidental_hits)
@@ -321,13 +321,9 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         # The batch's item-vocabulary indices, looked up once: the history's target, the logQ
         # gather and the accidental-hit mask all use them. The mask compares int64 indices, not
         # the raw strings (a [batch, batch] string comparison per member was ~12% of a step).
-        if ITEM_INDEX in features:  # an encoded batch (see _dataset): indices, no strings
-            item_index = features[ITEM_INDEX]
-            query_inputs = candidate_inputs = features
-        else:
-            item_index = self._prob_lookup(features[F.ITEM_ID])
-            query_inputs = self._query_inputs(features, item_index)
-            candidate_inputs = self._candidate_inputs(features)
+        if ITEM_INDEX not in features:  # raw strings (prepared shards, strategies): encoded once for all members
+            features = self._encode_features(features)
+        item_index = features[ITEM_INDEX]  # an encoded batch (see _dataset): indices, no strings
         kwargs = {}
         if self.logq_correction:
             kwargs["candidate_sampling_probability"] = tf.exp(tf.gather(self._item_logq, item_index))
@@ -335,7 +331,7 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
             # Vocabulary indices, not strings: they are gathered across replicas when distributed.
             kwargs["candidate_ids"] = item_index
         # Training gathers the global batch's candidates; validation loss stays per replica (a monitor).
-        pairs = [(q(query_inputs, training=training), c(candidate_inputs, training=training))
+        pairs = [(q(features, training=training), c(features, training=training))
                  for q, c in zip(self.query_towers, self.candidate_towers)]
         losses = self.task.ensemble_losses(pairs, gather=bool(training), **kwargs)
         return losses[0] if len(losses) == 1 else tf.add_n(losses) / float(len(losses))
