@@ -154,7 +154,9 @@ def synthetic_movielens(n_users: int = 500, n_items: int = 300, n_ratings: int =
     By default the order of a user's ratings carries no taste signal beyond the draw (the items
     are timed in the order of their sampling keys: strongest first). Two options give the log
     MovieLens' sequential structure instead; with either one a user's items are drawn one at a
-    time, each from the items the user has not rated yet, and timed in that order:
+    time, each from the items the user has not rated yet, and timed in that order (strictly
+    increasing per user: sessions that would run past the data's end are squeezed into the time
+    left after joining, where the default clips them to its last second):
 
     * ``taste_drift``: the user's taste walks, ``p_u(t+1) = p_u(t) + taste_drift * sd(p) * N(0, 1)``
       per rating (per dimension, ``sd(p)`` the spread of the users' factors), so recent items say
@@ -188,8 +190,8 @@ def synthetic_movielens(n_users: int = 500, n_items: int = 300, n_ratings: int =
       :class:`~tfrec.data.MovieLensData` with ``name="synthetic"``, ``synthetic=True``, ``source``
       naming the generator and its arguments, and the generating parameters in ``extras``
       (``item_bias``, ``user_bias``, ``item_factors``, ``user_factors``, ``popularity``; arrays
-      aligned with the rows of ``items`` / ``users``; with ``taste_drift`` ``user_factors`` is the
-      starting taste and ``final_user_factors`` the taste after each user's last rating; with
+      aligned with the rows of ``items`` / ``users``; with either sequential option ``user_factors``
+      is the starting taste and ``final_user_factors`` the taste after each user's last rating; with
       ``transition_rate`` ``related_items``, ``[n_items, 10]`` item positions).
 
     Example:
