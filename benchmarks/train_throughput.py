@@ -18,9 +18,10 @@ plain TFRS / Keras:
   global bias, MSE, Adam -- the reference of the rating rows.
 
 Each model row runs at the model's own default batch size (or ``--batch-size`` for all) and is
-compared with the reference run at that same batch size. Both references use the same learning
-rate as the model they are compared with. The header prints the CPU count and load average: on a
-shared machine compare ratios, which come from one run, not absolute numbers across runs.
+compared with its reference run at that same batch size and learning rate, timed right before the
+row's fit (with ``--repeats``, once before each fit; medians). The header prints the CPU count and
+load average: on a shared machine compare ratios, which come from adjacent runs, not absolute
+numbers across runs.
 """
 
 from __future__ import annotations
@@ -105,15 +106,20 @@ def run_reference(kind: str, ratings, *, batch_size: int, learning_rate: float, 
     return time.perf_counter() - t0
 
 
-def run_model(name: str, data, *, batch_size=None, seed: int = 0):
-    """(wall seconds of a one-epoch fit, the model) for registry row ``name``."""
+def make_model(name: str, *, batch_size=None, seed: int = 0):
+    """The unfitted registry model of row ``name``."""
     base, overrides = VARIANTS.get(name, (name, {}))
     kwargs = {**overrides, "epochs": 1, "seed": seed}
     if batch_size:
         kwargs["batch_size"] = batch_size
     if name == "neumf":
         kwargs["objective"] = "rating"
-    model = create_model(base, **kwargs)
+    return create_model(base, **kwargs)
+
+
+def run_model(name: str, data, *, batch_size=None, seed: int = 0):
+    """(wall seconds of a one-epoch fit, the model) for registry row ``name``."""
+    model = make_model(name, batch_size=batch_size, seed=seed)
     t0 = time.perf_counter()
     model.fit(data.ratings, items=data.items, users=data.users, validation_fraction=0.0, verbose=0)
     return time.perf_counter() - t0, model
@@ -143,30 +149,23 @@ def main(argv=None) -> int:
     create_model("mf", epochs=1).fit(warm.ratings, verbose=0, validation_fraction=0.0)
     run_reference("bare Keras MF", warm.ratings, batch_size=256, learning_rate=1e-3)
 
-    refs: dict = {}
-
-    def reference(kind, batch, lr):
-        key = (kind, batch, lr)
-        if key not in refs:
-            secs = [run_reference(kind, data.ratings, batch_size=batch, learning_rate=lr)
-                    for _ in range(max(1, args.repeats))]
-            refs[key] = float(np.median(secs))
-            print(f"{kind} (batch {batch}): {n / refs[key]:,.0f} examples/s", file=sys.stderr, flush=True)
-        return refs[key]
-
     rows = []
     for name in names:
-        times, model = [], None
+        settings = make_model(name, batch_size=args.batch_size)
+        batch, lr = settings.batch_size, settings.learning_rate
+        times, ref_times, model = [], [], None
         for _ in range(max(1, args.repeats)):
+            # The reference right before each fit: on a shared machine the load drifts within
+            # minutes, and a reference timed once for all rows made their ratios drift with it.
+            ref_times.append(run_reference(REFERENCE[name], data.ratings, batch_size=batch, learning_rate=lr))
             secs, model = run_model(name, data, batch_size=args.batch_size)
             times.append(secs)
-        secs = float(np.median(times))
-        ref = reference(REFERENCE[name], model.batch_size, model.learning_rate)
+        secs, ref = float(np.median(times)), float(np.median(ref_times))
         row = {"model": name, "batch_size": int(model.batch_size), "seconds": secs, "examples_per_s": n / secs,
                "reference": REFERENCE[name], "reference_examples_per_s": n / ref, "ratio": ref / secs}
         rows.append(row)
-        print(f"{name}: {row['examples_per_s']:,.0f} examples/s, {row['ratio']:.2f}x {row['reference']}",
-              file=sys.stderr, flush=True)
+        print(f"{name}: {row['examples_per_s']:,.0f} examples/s, {row['ratio']:.2f}x {row['reference']} "
+              f"({n / ref:,.0f} examples/s just before)", file=sys.stderr, flush=True)
     print("| model | batch | examples/s | reference | reference examples/s | ratio |")
     print("|---|---:|---:|---|---:|---:|")
     for r in rows:
