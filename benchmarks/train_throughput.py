@@ -21,7 +21,9 @@ Each model row runs at the model's own default batch size (or ``--batch-size`` f
 compared with its reference run at that same batch size and learning rate, timed right before the
 row's fit (with ``--repeats``, once before each fit; medians). The header prints the CPU count and
 load average: on a shared machine compare ratios, which come from adjacent runs, not absolute
-numbers across runs.
+numbers across runs. The table also gives each fit's process CPU seconds (all threads; the
+reference's in parentheses) and the CPU ratio (reference CPU / model CPU), which moves less with
+other jobs' load than wall time does.
 """
 
 from __future__ import annotations
@@ -84,10 +86,10 @@ def bare_mf(users, items, dim: int = 32) -> tf.keras.Model:
     return tf.keras.Model({"user_id": u_in, "item_id": i_in}, tf.squeeze(out, -1))
 
 
-def run_reference(kind: str, ratings, *, batch_size: int, learning_rate: float, seed: int = 0) -> float:
-    """Wall seconds of one epoch of a bare reference, set-up and tracing included."""
+def run_reference(kind: str, ratings, *, batch_size: int, learning_rate: float, seed: int = 0):
+    """(wall seconds, process CPU seconds) of one epoch of a bare reference, set-up and tracing included."""
     tf.keras.utils.set_random_seed(seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     users = np.unique(ratings["user_id"].astype(str).to_numpy())
     items = np.unique(ratings["item_id"].astype(str).to_numpy())
     order = np.random.default_rng(seed).permutation(len(ratings))
@@ -103,7 +105,7 @@ def run_reference(kind: str, ratings, *, batch_size: int, learning_rate: float, 
         model = bare_mf(users, items)
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="mse")
     model.fit(ds, epochs=1, verbose=0)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def make_model(name: str, *, batch_size=None, seed: int = 0):
@@ -118,11 +120,11 @@ def make_model(name: str, *, batch_size=None, seed: int = 0):
 
 
 def run_model(name: str, data, *, batch_size=None, seed: int = 0):
-    """(wall seconds of a one-epoch fit, the model) for registry row ``name``."""
+    """(wall seconds, process CPU seconds, the model) of a one-epoch fit of registry row ``name``."""
     model = make_model(name, batch_size=batch_size, seed=seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model.fit(data.ratings, items=data.items, users=data.users, validation_fraction=0.0, verbose=0)
-    return time.perf_counter() - t0, model
+    return time.perf_counter() - t0, time.process_time() - c0, model
 
 
 def main(argv=None) -> int:
@@ -153,24 +155,30 @@ def main(argv=None) -> int:
     for name in names:
         settings = make_model(name, batch_size=args.batch_size)
         batch, lr = settings.batch_size, settings.learning_rate
-        times, ref_times, model = [], [], None
+        times, cpu, ref_times, ref_cpu, model = [], [], [], [], None
         for _ in range(max(1, args.repeats)):
             # The reference right before each fit: on a shared machine the load drifts within
             # minutes, and a reference timed once for all rows made their ratios drift with it.
-            ref_times.append(run_reference(REFERENCE[name], data.ratings, batch_size=batch, learning_rate=lr))
-            secs, model = run_model(name, data, batch_size=args.batch_size)
-            times.append(secs)
+            wall, used = run_reference(REFERENCE[name], data.ratings, batch_size=batch, learning_rate=lr)
+            ref_times.append(wall)
+            ref_cpu.append(used)
+            wall, used, model = run_model(name, data, batch_size=args.batch_size)
+            times.append(wall)
+            cpu.append(used)
         secs, ref = float(np.median(times)), float(np.median(ref_times))
         row = {"model": name, "batch_size": int(model.batch_size), "seconds": secs, "examples_per_s": n / secs,
-               "reference": REFERENCE[name], "reference_examples_per_s": n / ref, "ratio": ref / secs}
+               "reference": REFERENCE[name], "reference_examples_per_s": n / ref, "ratio": ref / secs,
+               "cpu_seconds": float(np.median(cpu)), "reference_cpu_seconds": float(np.median(ref_cpu)),
+               "cpu_ratio": float(np.median(ref_cpu) / np.median(cpu))}
         rows.append(row)
         print(f"{name}: {row['examples_per_s']:,.0f} examples/s, {row['ratio']:.2f}x {row['reference']} "
               f"({n / ref:,.0f} examples/s just before)", file=sys.stderr, flush=True)
-    print("| model | batch | examples/s | reference | reference examples/s | ratio |")
-    print("|---|---:|---:|---|---:|---:|")
+    print("| model | batch | examples/s | reference | reference examples/s | ratio | CPU s (ref) | CPU ratio |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['model']} | {r['batch_size']} | {r['examples_per_s']:,.0f} | {r['reference']} | "
-              f"{r['reference_examples_per_s']:,.0f} | {r['ratio']:.2f}x |")
+              f"{r['reference_examples_per_s']:,.0f} | {r['ratio']:.2f}x | {r['cpu_seconds']:.1f} "
+              f"({r['reference_cpu_seconds']:.1f}) | {r['cpu_ratio']:.2f}x |")
     by = {r["model"]: r for r in rows}
     checks = [f"{m} {by[m]['ratio']:.2f}x >= {t:.1f}x: {'yes' if by[m]['ratio'] >= t else 'NO'}"
               for m, t in TARGETS.items() if m in by]
