@@ -4,7 +4,9 @@ A tower's string work (``StringLookup`` of ids and side features, tokenising tex
 year, the per-example history window) gives the same result for an example in every epoch, so
 :func:`encode_columns` runs it once over the whole frame in large chunks and keeps plain arrays;
 :func:`index_batches` then serves batches of rows of those arrays (one ``tf.gather`` per column,
-a new seeded order every epoch). The train step that reads them runs no string op, and the input
+a new seeded order every epoch). :func:`encode_rows_and_sides` gives the same arrays with each side
+feature encoded once per distinct user / item (a fit's input preparation: 2.3 -> 0.7 s of CPU on
+300,000 synthetic ratings). The train step that reads them runs no string op, and the input
 pipeline does no per-example work. (A string-free step could also be XLA-compiled; measured on
 2 CPU cores, ``jit_compile`` of the default two-tower's step made an epoch ~25% slower and cost
 ~30 s of compilation, so it is not used.) Exported towers still take raw strings: they encode
