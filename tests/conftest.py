@@ -24,6 +24,22 @@ def _run_cli_json(*argv) -> dict:
     return json.loads(out.getvalue())
 
 
+def _load_benchmark(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """``load_benchmark("ranking")``: the script ``benchmarks/ranking.py`` imported as a module (the
+    benchmarks are scripts, not a package), for tests that call its functions or ``main``."""
+    return _load_benchmark
+
+
 @pytest.fixture(scope="session")
 def cli_json():
     """``cli_json("train", ..., "--json")``: runs tfrec's CLI in process, asserts exit 0 and returns

@@ -1,21 +1,13 @@
 """benchmarks/generalization.py: its shapes are valid generator arguments, bad names and --set are refused."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from tfrec.data import synthetic_movielens
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def generalization():
-    spec = importlib.util.spec_from_file_location("generalization_benchmark", REPO / "benchmarks" / "generalization.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def generalization(load_benchmark):
+    return load_benchmark("generalization")
 
 
 def test_shapes_and_arguments(generalization, capsys):

@@ -4,7 +4,6 @@
 Only the fast baselines (and at most MF's refusal) run here: seconds, no TensorFlow fit.
 """
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -14,16 +13,12 @@ import pytest
 from tfrec.commands import run
 from tfrec.data import synthetic_movielens
 
-REPO = Path(__file__).resolve().parents[1]
 FAST = "popularity,ease,ease_recency,item_knn"
 
 
 @pytest.fixture(scope="module")
-def ranking():
-    spec = importlib.util.spec_from_file_location("ranking_benchmark", REPO / "benchmarks" / "ranking.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ranking(load_benchmark):
+    return load_benchmark("ranking")
 
 
 def write_ml1m_layout(data, folder: Path) -> Path:

@@ -4,22 +4,11 @@ The request generator is benchmarks/serving_fuzz.py (whose 10,000-request run th
 here 2,000 requests to TF Serving-like models and tfrec's own exports.
 """
 
-import importlib.util
 import json
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _fuzz_module():
-    spec = importlib.util.spec_from_file_location("serving_fuzz", REPO / "benchmarks" / "serving_fuzz.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _free_port():
@@ -29,8 +18,8 @@ def _free_port():
 
 
 def test_two_thousand_malformed_requests_get_json_4xx_and_the_server_keeps_answering(
-        tf_serving_models, exported, tmp_path):
-    fuzz = _fuzz_module()
+        tf_serving_models, exported, tmp_path, load_benchmark):
+    fuzz = load_benchmark("serving_fuzz")
     models = {"default": tf_serving_models["saved_model_half_plus_two_cpu"],
               "tf2": tf_serving_models["saved_model_half_plus_two_tf2_cpu"],
               "hp2v": tf_serving_models["saved_model_half_plus_two_2_versions"],
