@@ -19,14 +19,18 @@ HYPER = {"ensemble_size": 1, "embedding_dim": 64, "layer_sizes": [32], "batch_si
 
 
 @pytest.mark.slow
-def test_parameter_server_cluster_trains_shards_embeddings_and_exports_plain(tmp_path):
+@pytest.mark.parametrize("encoder", ["mean", "gru"])
+def test_parameter_server_cluster_trains_shards_embeddings_and_exports_plain(tmp_path, encoder):
+    # "gru": TensorFlow's GRU op needs its kernels on one ps task (GRUHistoryEncoder colocates them;
+    # placed round-robin, the first step failed with "Cannot colocate nodes").
     import tfrec
     from tfrec.export import export_model
 
+    hyper = {**HYPER, "history_encoder": encoder}
     out = tmp_path / "run"
     script = Path(__file__).parent / "_ps_cluster.py"
     ports = C.free_ports(5)
-    proc = subprocess.run([sys.executable, str(script), str(out), *map(str, ports), json.dumps(HYPER)],
+    proc = subprocess.run([sys.executable, str(script), str(out), *map(str, ports), json.dumps(hyper)],
                           capture_output=True, text=True, env=C.env_with(), timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -39,7 +43,7 @@ def test_parameter_server_cluster_trains_shards_embeddings_and_exports_plain(tmp
     # "above popularity": on the synthetic data popularity is within seed noise of a 3-epoch
     # two-tower, 0.103 vs 0.089-0.113, so that comparison flipped between runs.)
     ps_ndcg = report["metrics"]["full"]["ndcg@10"]
-    single = tfrec.train("two_tower", "synthetic", split="leave_last_out", verbose=0, **HYPER)
+    single = tfrec.train("two_tower", "synthetic", split="leave_last_out", verbose=0, **hyper)
     n_items = len(single.model.catalog_)
     chance = sum(1.0 / np.log2(r + 1) for r in range(1, 11)) / n_items  # NDCG@10 of one held-out item, random order
     assert ps_ndcg > 4 * chance, (ps_ndcg, chance)

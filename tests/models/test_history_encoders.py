@@ -79,18 +79,3 @@ def test_two_tower_with_encoder_trains_exports_and_reloads(encoder, tmp_path):
                                                   occupation=tf.constant(["student"]), zip=tf.constant(["94305"]))
     assert new["item_ids"].shape == (1, 10)
 
-
-def test_gru_under_a_parameter_server_is_refused_before_any_variable_is_made(monkeypatch):
-    # Measured: under ParameterServerStrategy the GRU's kernels land on different ps tasks and the first
-    # step fails with "Cannot colocate nodes"; the model says so up front, naming what works instead.
-    from tfrec.data import synthetic_movielens
-    from tfrec.models import two_tower
-    from tfrec.models.two_tower import TwoTower
-
-    data = synthetic_movielens(n_users=40, n_items=60, n_ratings=600, seed=1)
-    monkeypatch.setattr(two_tower, "is_parameter_server", lambda strategy: True)
-    with pytest.raises(ConfigError, match="history_encoder='gru' cannot train under the parameter_server"):
-        TwoTower(history_encoder="gru", epochs=1).fit(data.ratings, items=data.items, users=data.users, verbose=0)
-    model = TwoTower(history_encoder="gru", history_length=0, epochs=1, ensemble_size=1)  # no history: no GRU
-    model.fit(data.ratings, items=data.items, users=data.users, verbose=0)
-    assert model.recommend(["1"], k=3).shape[0] == 3

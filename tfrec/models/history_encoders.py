@@ -104,6 +104,17 @@ class GRUHistoryEncoder(tf.keras.layers.Layer):
                                        kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed),
                                        recurrent_initializer=tf.keras.initializers.Orthogonal(seed=seed + 1))
 
+    def build(self, input_shape):
+        strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+        if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+            # TensorFlow's GRU op needs its kernels on one task, and a parameter-server strategy places
+            # variables round-robin over the ps tasks ("Cannot colocate nodes" at the first step): all
+            # of the GRU's variables go beside one untracked scalar (rank 0: never partitioned).
+            anchor = tf.Variable(0.0, trainable=False, name="gru_placement")
+            with strategy.extended.colocate_vars_with(anchor):
+                self.gru.build(input_shape)
+        super().build(input_shape)
+
     def call(self, items, mask, training=False):
         out = self.gru(items, mask=mask, training=training)
         has_any = tf.cast(tf.reduce_any(mask, axis=1, keepdims=True), out.dtype)

@@ -15,7 +15,7 @@ from tfrec.data import features as F
 from tfrec.errors import ConfigError
 from tfrec.models.checks import check_layer_sizes, check_non_negative, check_positive_int
 from tfrec.models.history_encoders import check_history_encoder
-from tfrec.models.distributed_input import active_strategy, is_parameter_server
+from tfrec.models.distributed_input import active_strategy
 from tfrec.models.encoded_input import encode_rows_and_sides, index_batches
 from tfrec.models.keras_base import KerasRecommender
 from tfrec.models.layers import string_lookup
@@ -130,13 +130,6 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         return QUERY_FEATURES + CANDIDATE_FEATURES + tuple(self._side_specs())  # + a schema's own features
 
     def _build_layers(self) -> None:
-        if self.history_encoder == "gru" and self.history_length and is_parameter_server(active_strategy()):
-            # Measured: the GRU's fused op needs its kernels on one task; ParameterServerStrategy places
-            # variables round-robin over the ps tasks, and the first step fails ("Cannot colocate nodes").
-            raise ConfigError("history_encoder='gru' cannot train under the parameter_server strategy: "
-                              "TensorFlow's GRU op needs its kernels on one ps task and the strategy spreads "
-                              "them over the ps tasks; use history_encoder='mean' (the default) there, or "
-                              "--strategy multi_worker / mirrored")
         v = self.vocabularies
         q_vocab = {k: v[k] for k in (F.GENDER, F.OCCUPATION, F.ZIP) if k in v} if self.use_features else {}
         c_vocab = {k: v[k] for k in (F.GENRES,) if k in v} if self.use_features else {}
