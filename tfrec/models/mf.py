@@ -150,15 +150,22 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
         lo, hi = self.rating_range
         return lo + (hi - lo) * tf.sigmoid(raw)
 
-    def forward_indices(self, u, i):
-        """(rating, per-example penalty), float32 [batch] each, from lookup indices ``u``, ``i``."""
+    def _raw_indices(self, u, i):
+        """The factors and biases looked up for ``u``, ``i`` and what they give before squashing:
+        ``(pu, qi, bu, bi, raw, penalty)``; ``bu``/``bi`` are None without biases."""
         pu, qi = self.user_embedding(u), self.item_embedding(i)
         raw = tf.reduce_sum(pu * qi, axis=-1) + self.global_bias
         penalty = self.l2 * (tf.reduce_sum(tf.square(pu), -1) + tf.reduce_sum(tf.square(qi), -1))
+        bu = bi = None
         if self.use_bias:
             bu, bi = tf.squeeze(self.user_bias(u), -1), tf.squeeze(self.item_bias(i), -1)
             raw += bu + bi
             penalty += self.bias_l2 * (tf.square(bu) + tf.square(bi))
+        return pu, qi, bu, bi, raw, penalty
+
+    def forward_indices(self, u, i):
+        """(rating, per-example penalty), float32 [batch] each, from lookup indices ``u``, ``i``."""
+        *_, raw, penalty = self._raw_indices(u, i)
         return self._squash(raw), penalty
 
     def loss_gradients_indices(self, u, i, rating):
@@ -173,14 +180,7 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
         the tape's gradients (tested) in about a third of the ops, so a step runs and traces faster.
         """
         n = tf.cast(tf.size(rating), tf.float32)
-        pu, qi = tf.gather(self.user_embedding.embeddings, u), tf.gather(self.item_embedding.embeddings, i)
-        raw = tf.reduce_sum(pu * qi, -1) + self.global_bias
-        penalty = self.l2 * (tf.reduce_sum(tf.square(pu), -1) + tf.reduce_sum(tf.square(qi), -1))
-        if self.use_bias:
-            bu = tf.gather(self.user_bias.embeddings, u)[:, 0]
-            bi = tf.gather(self.item_bias.embeddings, i)[:, 0]
-            raw += bu + bi
-            penalty += self.bias_l2 * (tf.square(bu) + tf.square(bi))
+        pu, qi, bu, bi, raw, penalty = self._raw_indices(u, i)
         if self.rating_range is None:
             pred, slope = raw, 1.0
         else:

@@ -44,15 +44,7 @@ class FusedAdam(DenseGradientAdam):
     def update_step(self, gradient, variable):
         if self.amsgrad or self.adaptive_epsilon or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable)
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        index = self._index_dict[self._var_key(variable)]
-        return tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
-            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
-            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
-            lr=tf.cast(self.learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype), grad=gradient)
+        return self._fused_update(gradient, variable, self._beta_powers(variable.dtype))
 
     def apply_fused(self, grads_and_vars):
         """``apply_gradients`` inside a traced training loop, in less graph.
@@ -67,12 +59,15 @@ class FusedAdam(DenseGradientAdam):
         pairs = list(grads_and_vars)
         if self.amsgrad or self.adaptive_epsilon:
             return self.apply_gradients(pairs)
-        step = tf.cast(self.iterations + 1, tf.float32)
-        beta1, beta2 = tf.cast(self.beta_1, tf.float32), tf.cast(self.beta_2, tf.float32)
-        powers = (tf.pow(beta1, step), tf.pow(beta2, step))
+        powers = self._beta_powers(tf.float32)
         updates = [self._fused_update(gradient, variable, powers) for gradient, variable in pairs]
         with tf.control_dependencies(updates):
             return self.iterations.assign_add(1)
+
+    def _beta_powers(self, dtype):
+        """This step's bias-correction powers ``(beta_1^t, beta_2^t)`` (t = iterations + 1)."""
+        step = tf.cast(self.iterations + 1, dtype)
+        return tf.pow(tf.cast(self.beta_1, dtype), step), tf.pow(tf.cast(self.beta_2, dtype), step)
 
     def _slots(self, variable):
         index = self._index_dict[self._var_key(variable)]
@@ -81,10 +76,11 @@ class FusedAdam(DenseGradientAdam):
     def _fused_update(self, gradient, variable, powers):
         """One variable's update given the step's ``(beta_1^t, beta_2^t)``; sparse gradients as dense."""
         m, v = self._slots(variable)
+        dtype = variable.dtype
         return tf.raw_ops.ResourceApplyAdam(
             var=variable.handle, m=m.handle, v=v.handle, beta1_power=powers[0], beta2_power=powers[1],
-            lr=tf.cast(self.learning_rate, tf.float32), beta1=tf.cast(self.beta_1, tf.float32),
-            beta2=tf.cast(self.beta_2, tf.float32), epsilon=tf.cast(self.epsilon, tf.float32),
+            lr=tf.cast(self.learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype),
             grad=tf.convert_to_tensor(gradient))
 
 
@@ -109,9 +105,7 @@ class LazyAdam(FusedAdam):
     def update_step(self, gradient, variable):
         if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad or self.adaptive_epsilon:
             return super().update_step(gradient, variable)
-        step = tf.cast(self.iterations + 1, variable.dtype)
-        powers = (tf.pow(tf.cast(self.beta_1, variable.dtype), step), tf.pow(tf.cast(self.beta_2, variable.dtype), step))
-        return self._lazy_update(gradient, variable, powers)
+        return self._lazy_update(gradient, variable, self._beta_powers(variable.dtype))
 
     def _fused_update(self, gradient, variable, powers):
         if isinstance(gradient, tf.IndexedSlices):
