@@ -47,6 +47,60 @@ def test_attention_is_causal_across_blocks():
     assert not np.allclose(a.numpy()[0, 3], b.numpy()[0, 3])
 
 
+def _randomize(encoder, rng):
+    # Non-zero biases and non-unit norms, so every term of the single-query block is exercised.
+    for v in encoder.trainable_variables:
+        v.assign(rng.normal(scale=0.3, size=v.shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("num_blocks", [1, 2])
+def test_attention_last_query_block_equals_the_all_positions_computation(num_blocks):
+    n, d = 7, 8
+    encoder = AttentionHistoryEncoder(n, d, num_blocks=num_blocks, dropout=0.0, seed=5)
+    rng = np.random.default_rng(2)
+    items = tf.constant(rng.normal(size=(12, n, d)), tf.float32)
+    lengths = np.array([0, 0, 1, 2, 3, 4, 5, 6, 7, 7, 3, 1])  # incl. all-padding and full rows
+    mask = tf.constant(np.arange(n)[None, :] >= n - lengths[:, None])
+    encoder(items, mask)
+    # Same variables (names and count) as the Keras layers create when called.
+    names = [v.name for v in encoder.trainable_variables]
+    assert sum("/attention_0/query/kernel" in x or "/attention_0/attention_output/bias" in x for x in names) == 2
+    assert len(names) == 1 + 16 * num_blocks
+    _randomize(encoder, rng)
+
+    def reference(training):  # the Keras MultiHeadAttention layers at every position, then N-1
+        return encoder._all_positions(items, mask, training=training)[:, -1] * (lengths > 0)[:, None]
+
+    fast = encoder(items, mask).numpy()
+    np.testing.assert_allclose(fast, reference(False).numpy(), atol=1e-5)
+    np.testing.assert_array_equal(fast[:2], 0.0)
+    assert np.linalg.norm(fast[2:], axis=1).min() > 0.1  # the comparison is not of zeros
+    # Training mode (dropout 0 here, so deterministic): same outputs and same gradients.
+    grads = []
+    for run in (lambda: encoder(items, mask, training=True), lambda: reference(True)):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(run()))
+        grads.append(tape.gradient(loss, encoder.trainable_variables))
+    for v, g_fast, g_full in zip(encoder.trainable_variables, *grads):
+        assert g_fast is not None, v.name
+        np.testing.assert_allclose(g_fast.numpy(), g_full.numpy(), atol=1e-4, err_msg=v.name)
+    for v, g in zip(encoder.trainable_variables, grads[0]):
+        # The key bias adds the same score to every key, so the softmax cancels it in any block.
+        assert (float(tf.norm(g)) < 1e-5) if "/key/bias" in v.name else (float(tf.norm(g)) > 1e-3), v.name
+
+
+def test_attention_dropout_acts_on_the_probabilities_in_training_only():
+    n, d = 5, 8
+    encoder = AttentionHistoryEncoder(n, d, dropout=0.5, seed=1)
+    rng = np.random.default_rng(3)
+    items = tf.constant(rng.normal(size=(64, n, d)), tf.float32)
+    mask = tf.ones([64, n], tf.bool)
+    encoder(items, mask)
+    _randomize(encoder, rng)
+    np.testing.assert_allclose(encoder(items, mask).numpy(), encoder(items, mask).numpy())
+    assert not np.allclose(encoder(items, mask, training=True).numpy(), encoder(items, mask).numpy(), atol=1e-3)
+
+
 def test_bad_history_encoder_is_a_config_error():
     from tfrec.models.two_tower import TwoTower
 

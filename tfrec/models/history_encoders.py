@@ -38,12 +38,21 @@ class AttentionHistoryEncoder(tf.keras.layers.Layer):
     ``x = LN(x + MHA(x, x, causal & key-padding mask)); x = LN(x + FFN(x))``; output ``x[:, N-1]``
     times "the row has any item".
 
+    Only position N-1 of the last block is read, so the last block runs its query, feed-forward
+    layer and norms on that one position, and folds the key/value projections into the query
+    side: per head h, ``score_j = (Wk_h^T q_h) . x_j + q_h . bk_h`` and
+    ``out_h = Wv_h (sum_j a_hj x_j) + bv_h sum_j a_hj``. That is the same function as the
+    all-positions block (``_all_positions``; equal to float rounding, tested) at O(batch N d)
+    like a pooled mean instead of O(batch N d^2 + batch N^2 d). Earlier blocks (``num_blocks > 1``)
+    feed every position of the next one and run in full. The weights are those of the Keras
+    ``MultiHeadAttention`` layers, so configs and checkpoints are unchanged.
+
     Args:
       history_length: N.
       dim: d, the item embedding size.
       num_heads: attention heads (d is split between them).
       num_blocks: stacked attention blocks.
-      dropout: dropout inside the blocks (training only).
+      dropout: dropout inside the blocks (training only), including on the attention probabilities.
       seed: initialiser seed.
     """
 
@@ -55,9 +64,9 @@ class AttentionHistoryEncoder(tf.keras.layers.Layer):
         init = tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed)
         self.position_embedding = self.add_weight(name="position_embedding", shape=(self.history_length, self.dim),
                                                   initializer=init)
-        key_dim = max(self.dim // self.num_heads, 1)
+        self.key_dim = max(self.dim // self.num_heads, 1)
         self.attention = [tf.keras.layers.MultiHeadAttention(
-            self.num_heads, key_dim, dropout=self.dropout, name=f"attention_{b}",
+            self.num_heads, self.key_dim, dropout=self.dropout, name=f"attention_{b}",
             kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 10 + b)) for b in range(self.num_blocks)]
         self.ffn = [[tf.keras.layers.Dense(self.dim, activation="relu", name=f"ffn_{b}_0",
                                            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 20 + b)),
@@ -68,17 +77,86 @@ class AttentionHistoryEncoder(tf.keras.layers.Layer):
                        tf.keras.layers.LayerNormalization(name=f"norm_{b}_1")) for b in range(self.num_blocks)]
         self.drop = tf.keras.layers.Dropout(self.dropout, seed=seed)
 
-    def call(self, items, mask, training=False):
-        x = items + self.position_embedding[None, :, :]
+    def build(self, input_shape):
+        # The last block reads its MultiHeadAttention's variables without calling the layer, so the
+        # layers are built here (the same variables and shapes their first call would create).
+        # Name scopes as a first call's, so the variables keep their names (".../attention_0/query/kernel").
+        shape = tf.TensorShape(input_shape)  # [batch, N, d]
+        heads_shape = shape[:-1].concatenate([self.num_heads, self.key_dim])  # the output projection's input
+        for attention in self.attention:
+            with tf.name_scope(attention.name):
+                if not attention._built_from_signature:
+                    attention._build_from_signature(shape, shape)
+                for dense, in_shape in ((attention._query_dense, shape), (attention._key_dense, shape),
+                                        (attention._value_dense, shape), (attention._output_dense, heads_shape)):
+                    if not dense.built:
+                        with tf.name_scope(dense.name):
+                            dense.build(in_shape)
+        super().build(input_shape)
+
+    def _attend(self, mask):
+        """[batch, N, N]: query i attends to key j (the full blocks' mask)."""
         n = self.history_length
         causal = tf.linalg.band_part(tf.ones([n, n], tf.bool), -1, 0)  # query i sees keys <= i
         # Queries at padded positions keep their own key so no softmax row is empty.
-        attend = causal[None] & (mask[:, None, :] | tf.eye(n, dtype=tf.bool)[None])
-        for attention, (dense0, dense1), (norm0, norm1) in zip(self.attention, self.ffn, self.norms):
-            x = norm0(x + self.drop(attention(x, x, attention_mask=attend, training=training), training=training))
-            x = norm1(x + self.drop(dense1(dense0(x)), training=training))
-        has_any = tf.cast(tf.reduce_any(mask, axis=1, keepdims=True), x.dtype)
-        return x[:, -1, :] * has_any
+        return causal[None] & (mask[:, None, :] | tf.eye(n, dtype=tf.bool)[None])
+
+    def _attend_last(self, mask):
+        """Row N-1 of ``_attend`` without the [batch, N, N] tensor: the valid keys and N-1 itself."""
+        return mask | tf.equal(tf.range(self.history_length), self.history_length - 1)[None]
+
+    def _block(self, b, x, attend, training):
+        """Block b at every position: [batch, N, d] -> [batch, N, d]."""
+        (dense0, dense1), (norm0, norm1) = self.ffn[b], self.norms[b]
+        x = norm0(x + self.drop(self.attention[b](x, x, attention_mask=attend, training=training), training=training))
+        return norm1(x + self.drop(dense1(dense0(x)), training=training))
+
+    def _last_query_attention(self, b, x, attend_last, training):
+        """Block b's MultiHeadAttention output at query N-1 only: [batch, N, d] -> [batch, d].
+
+        ``attend_last`` [batch, N] is that query's key mask. Same floats as the Keras layer up to
+        summation order: the query is projected, mapped back to input space through the key kernel
+        and dotted with the raw inputs; the probabilities pool the raw inputs, which the value
+        kernel then projects once.
+        """
+        mha = self.attention[b]
+        wq, bq = mha._query_dense.kernel, mha._query_dense.bias  # [d, H, k], [H, k]
+        wk, bk = mha._key_dense.kernel, mha._key_dense.bias
+        wv, bv = mha._value_dense.kernel, mha._value_dense.bias  # [d, H, v], [H, v]
+        wo, bo = mha._output_dense.kernel, mha._output_dense.bias  # [H, v, d], [d]
+        q = (tf.einsum("bd,dhk->bhk", x[:, -1], wq) + bq) * (1.0 / float(self.key_dim) ** 0.5)
+        # q . bk is the same for every key (it cancels in the softmax); kept so bk's gradient is
+        # the (zero) one of the full layer rather than missing.
+        # Batched matmuls over [batch, heads, d] x [batch, N, d] (measured faster than the einsums).
+        scores = tf.matmul(tf.einsum("bhk,dhk->bhd", q, wk), x, transpose_b=True) + tf.einsum("bhk,hk->bh", q, bk)[..., None]
+        scores += (1.0 - tf.cast(attend_last, scores.dtype))[:, None, :] * -1e9  # as Keras' masked softmax
+        probs = self.drop(tf.nn.softmax(scores, axis=-1), training=training)  # dropout on the probabilities, as MHA
+        pooled = tf.matmul(probs, x)  # [batch, heads, d]
+        # With dropout the probabilities no longer sum to 1: bv is weighted by their sum, as in MHA.
+        values = tf.einsum("bhd,dhv->bhv", pooled, wv) + bv[None] * tf.reduce_sum(probs, -1)[..., None]
+        return tf.einsum("bhv,hvo->bo", values, wo) + bo
+
+    def _all_positions(self, items, mask, training=False):
+        """The reference computation: every block at every position, [batch, N, d] (call reads N-1)."""
+        x, attend = items + self.position_embedding[None], self._attend(mask)
+        for b in range(self.num_blocks):
+            x = self._block(b, x, attend, training)
+        return x
+
+    def call(self, items, mask, training=False):
+        x = items + self.position_embedding[None]
+        if self.num_blocks > 1:
+            attend = self._attend(mask)
+            for b in range(self.num_blocks - 1):
+                x = self._block(b, x, attend, training)
+        b = self.num_blocks - 1
+        (dense0, dense1), (norm0, norm1) = self.ffn[b], self.norms[b]
+        # Position N-1 kept as a [batch, 1, d] slice: the norms fix their input rank when built.
+        attended = self._last_query_attention(b, x, self._attend_last(mask), training)[:, None, :]
+        h = norm0(x[:, -1:] + self.drop(attended, training=training))
+        h = norm1(h + self.drop(dense1(dense0(h)), training=training))
+        has_any = tf.cast(tf.reduce_any(mask, axis=1, keepdims=True), h.dtype)
+        return h[:, 0] * has_any
 
     def get_config(self):
         return {**super().get_config(), "history_length": self.history_length, "dim": self.dim,
