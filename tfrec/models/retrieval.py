@@ -27,6 +27,44 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 
+class SampledCandidates:
+    """Catalog items sampled for one step, scored beside the batch's candidates (mixed negative
+    sampling, Yang et al. 2020, "Mixed Negative Sampling for Learning Two-tower Neural Networks").
+
+    Args:
+      embeddings: [M, d] the sampled items' candidate embeddings (this replica's own sample).
+      ids: [M] their ids (the vocabulary indices the batch's ``candidate_ids`` use), for the
+        accidental-hit mask: a sampled item equal to a row's positive is not a negative of it.
+      probability: [M] their in-batch sampling probability, the quantity the batch's
+        ``candidate_sampling_probability`` holds (an item's share of training interactions).
+      sampler_probability: the probability the catalog sampler draws any one item per draw
+        (uniform over n items, with replacement: ``1 / n``).
+
+    :meth:`log_proposal` is the logQ correction of the mixed sample. Every column -- a batch
+    candidate or a sampled item -- is an item ``j`` drawn by the union of ``B`` batch draws
+    (``p_j`` each) and ``M`` catalog draws (``r_j``), so each column is corrected by the log of one
+    draw's mixture probability ``q_j = (B p_j + M r_j) / (B + M)`` (the expected count of ``j`` in
+    the B + M columns, divided by B + M; the MNS paper's mixture distribution). With ``M = 0`` this
+    is ``log p_j``, today's in-batch correction. A per-source correction (``log p_j`` on batch
+    columns, ``log r_j`` on sampled ones) would ignore that a popular item also reaches the sampled
+    columns and a rare one the batch.
+    """
+
+    def __init__(self, embeddings, ids, probability, sampler_probability: float):
+        self.embeddings = embeddings
+        self.ids = ids
+        self.probability = probability
+        self.sampler_probability = float(sampler_probability)
+
+    def log_proposal(self, batch_probability):
+        """``log q`` [B + M] for the batch's candidates ([B] probabilities, gathered over replicas
+        when the loss is) followed by the sampled items."""
+        batch = tf.cast(tf.shape(batch_probability)[0], tf.float32)
+        draws = tf.cast(tf.shape(self.embeddings)[0], tf.float32)
+        p = tf.concat([tf.cast(batch_probability, tf.float32), tf.cast(self.probability, tf.float32)], 0)
+        return tf.math.log((batch * p + draws * self.sampler_probability) / (batch + draws))
+
+
 def _replica_context():
     """(replica context, replicas in sync); (None, 1) in a cross-replica context."""
     ctx = tf.distribute.get_replica_context()
@@ -53,7 +91,10 @@ class GlobalRetrieval(tf.keras.layers.Layer):
     ``candidate_sampling_probability`` [b] or None, ``candidate_ids`` [b] or None,
     ``gather`` (default True): False scores against this replica's candidates only. Every replica
     must hold the same number of rows when gathering (training batches are cut evenly).
-    Returns the scalar loss of this replica's queries.
+    ``sampled`` (a :class:`SampledCandidates` of M catalog items, or None): scored as M more
+    columns after the batch's (scores [b, N*b + M]); every column's logQ correction is then the
+    mixture's (:meth:`SampledCandidates.log_proposal`) and a sampled item equal to a row's positive
+    is masked like an in-batch accidental hit. Returns the scalar loss of this replica's queries.
     """
 
     def __init__(self, temperature: Optional[float] = None, num_hard_negatives: Optional[int] = None,
@@ -66,7 +107,7 @@ class GlobalRetrieval(tf.keras.layers.Layer):
                                                              reduction=tf.keras.losses.Reduction.SUM)
 
     def call(self, query_embeddings, candidate_embeddings, sample_weight=None, candidate_sampling_probability=None,
-             candidate_ids=None, compute_metrics: bool = False, gather: bool = True):
+             candidate_ids=None, compute_metrics: bool = False, gather: bool = True, sampled=None):
         del compute_metrics  # no factorized metrics: they cannot run under every strategy
         ctx, replicas = _replica_context()
         rows = tf.shape(query_embeddings)[0]
@@ -92,9 +133,16 @@ class GlobalRetrieval(tf.keras.layers.Layer):
             offset = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * rows
         scores = tf.linalg.matmul(query_embeddings, candidates, transpose_b=True)
         labels = tf.one_hot(offset + tf.range(rows), tf.shape(candidates)[0], dtype=scores.dtype)
+        if sampled is not None:  # the catalog sample's columns after the batch's (local: not gathered)
+            scores = tf.concat([scores, tf.linalg.matmul(query_embeddings, sampled.embeddings, transpose_b=True)], 1)
+            labels = tf.pad(labels, [[0, 0], [0, tf.shape(sampled.embeddings)[0]]])
+            if candidate_ids is not None:
+                candidate_ids = tf.concat([candidate_ids, tf.cast(sampled.ids, candidate_ids.dtype)], 0)
         if self.temperature is not None:
             scores = scores / self.temperature
-        if candidate_sampling_probability is not None:
+        if sampled is not None and candidate_sampling_probability is not None:
+            scores = scores - sampled.log_proposal(candidate_sampling_probability)[None, :]
+        elif candidate_sampling_probability is not None:
             scores = tfrs.layers.loss.SamplingProbablityCorrection()(scores, candidate_sampling_probability)
         if self.remove_accidental_hits:
             if candidate_ids is None:
@@ -105,32 +153,42 @@ class GlobalRetrieval(tf.keras.layers.Layer):
         return self._loss(y_true=labels, y_pred=scores, sample_weight=sample_weight)
 
     def ensemble_losses(self, pairs, sample_weight=None, candidate_sampling_probability=None, candidate_ids=None,
-                        gather: bool = True) -> list:
+                        gather: bool = True, sampled=None) -> list:
         """The loss of each ``(query_embeddings, candidate_embeddings)`` pair of an ensemble trained on
         one batch: ``[self(q, c, ...) for q, c in pairs]``, with what the pairs share -- the labels,
-        the logQ correction and the accidental-hit mask, each [b, b] -- computed once, not once per
-        pair. The scores are the same floats: ``s / T - log p + hits * MIN_FLOAT`` is added as
-        ``s / T + (hits * MIN_FLOAT - log p)``, exact for every entry (``MIN_FLOAT`` absorbs
-        ``log p``). Across replicas or with hard negatives each pair takes :meth:`call`."""
+        the logQ correction and the accidental-hit mask, each [b, b] (or [b, b + M] with a catalog
+        sample) -- computed once, not once per pair. The scores are the same floats:
+        ``s / T - log p + hits * MIN_FLOAT`` is added as ``s / T + (hits * MIN_FLOAT - log p)``,
+        exact for every entry (``MIN_FLOAT`` absorbs ``log p``). Across replicas or with hard
+        negatives each pair takes :meth:`call`. ``sampled``: None, or one :class:`SampledCandidates`
+        per pair (each member's embeddings of the *same* sampled items: ids and probabilities are
+        read from the first)."""
         _, replicas = _replica_context()
+        members = sampled if sampled is not None else [None] * len(pairs)
         if len(pairs) == 1 or (gather and replicas > 1) or self.num_hard_negatives is not None:
             return [self(q, c, sample_weight=sample_weight, candidate_sampling_probability=candidate_sampling_probability,
-                         candidate_ids=candidate_ids, gather=gather) for q, c in pairs]
+                         candidate_ids=candidate_ids, gather=gather, sampled=s) for (q, c), s in zip(pairs, members)]
         first = pairs[0][1]
         rows = tf.shape(pairs[0][0])[0]
-        labels = tf.one_hot(tf.range(rows), tf.shape(first)[0], dtype=first.dtype)
+        extra = tf.shape(sampled[0].embeddings)[0] if sampled is not None else 0
+        labels = tf.one_hot(tf.range(rows), tf.shape(first)[0] + extra, dtype=first.dtype)
         bias = None
-        if candidate_sampling_probability is not None:  # tfrs SamplingProbablityCorrection
+        if candidate_sampling_probability is not None and sampled is not None:
+            bias = -sampled[0].log_proposal(candidate_sampling_probability)[None, :]
+        elif candidate_sampling_probability is not None:  # tfrs SamplingProbablityCorrection
             bias = -tf.math.log(tf.clip_by_value(candidate_sampling_probability, 1e-6, 1.0))[None, :]
         if self.remove_accidental_hits:  # tfrs RemoveAccidentalHits (row i's positive is candidate i)
             if candidate_ids is None:
                 raise ValueError("remove_accidental_hits needs candidate_ids")
             ids = tf.expand_dims(candidate_ids, 1)
-            hits = (tf.cast(tf.equal(ids[:rows], tf.transpose(ids)), labels.dtype) - labels) * tfrs.layers.loss.MIN_FLOAT
+            columns = ids if sampled is None else tf.concat([ids, tf.cast(sampled[0].ids, ids.dtype)[:, None]], 0)
+            hits = (tf.cast(tf.equal(ids[:rows], tf.transpose(columns)), labels.dtype) - labels) * tfrs.layers.loss.MIN_FLOAT
             bias = hits if bias is None else bias + hits
         losses = []
-        for query_embeddings, candidate_embeddings in pairs:
+        for (query_embeddings, candidate_embeddings), member in zip(pairs, members):
             scores = tf.linalg.matmul(query_embeddings, candidate_embeddings, transpose_b=True)
+            if member is not None:
+                scores = tf.concat([scores, tf.linalg.matmul(query_embeddings, member.embeddings, transpose_b=True)], 1)
             if self.temperature is not None:
                 scores = scores / self.temperature
             if bias is not None:

@@ -20,7 +20,7 @@ from tfrec.models.encoded_input import encode_rows_and_sides, index_batches
 from tfrec.models.keras_base import KerasRecommender
 from tfrec.models.layers import string_lookup
 from tfrec.models.optimizers import DenseGradientAdam
-from tfrec.models.retrieval import GlobalRetrieval, ReplicaScaledSteps
+from tfrec.models.retrieval import GlobalRetrieval, ReplicaScaledSteps, SampledCandidates
 from tfrec.models.towers import (  # noqa: F401  (QUERY_/CANDIDATE_FEATURES re-exported)
     CANDIDATE_FEATURES,
     HISTORY_ITEMS,
@@ -76,6 +76,12 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
       history_encoder: how the history becomes one query feature: ``"mean"`` (learned
         recency-weighted mean), ``"attention"`` (causal self-attention with positional embeddings,
         SASRec-style) or ``"gru"`` (a GRU's last state); :mod:`tfrec.models.history_encoders`.
+      num_sampled_negatives: M > 0 also scores M catalog items per training step, drawn uniformly
+        with replacement and encoded by the candidate tower with their side features (mixed
+        negative sampling, Yang et al. 2020): logits [batch, batch + M], every column's logQ
+        correction the mixture's (:class:`~tfrec.models.retrieval.SampledCandidates`), a sampled
+        item equal to the row's positive masked. 0 (default): in-batch negatives only.
+        Single-process only (a ConfigError under a ``tf.distribute`` strategy).
       refit: after early stopping, retrain on the whole frame for the best epoch count.
       learning_rate, batch_size, epochs, patience, seed, pipeline, vocabularies: as for the
         other Keras models; early stopping watches the validation loss.
@@ -96,7 +102,7 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
                  use_features: bool = True, logq_correction: bool = True, remove_accidental_hits: bool = True,
                  num_hard_negatives: Optional[int] = None, id_dropout: float = 0.1, history_length: int = 20,
                  share_item_embeddings: bool = True, ensemble_size: int = 3, history_encoder: str = "mean",
-                 learning_rate: float = 5e-3,
+                 num_sampled_negatives: int = 0, learning_rate: float = 5e-3,
                  batch_size: int = 1024, epochs: int = 12, patience: int = 2,
                  refit: bool = False, seed: int = 0, pipeline: str = "tensor", vocabularies: Optional[dict] = None,
                  **kwargs):
@@ -122,6 +128,10 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         self.share_item_embeddings = bool(share_item_embeddings)
         self.ensemble_size = check_positive_int("ensemble_size", ensemble_size)
         self.history_encoder = check_history_encoder(history_encoder)
+        if isinstance(num_sampled_negatives, bool) or not isinstance(num_sampled_negatives, (int, np.integer)) \
+                or num_sampled_negatives < 0:
+            raise ConfigError(f"num_sampled_negatives must be an integer >= 0, got {num_sampled_negatives!r}")
+        self.num_sampled_negatives = int(num_sampled_negatives)
         self._init_common(vocabularies=vocabularies, learning_rate=learning_rate, batch_size=batch_size,
                           epochs=epochs, patience=patience, seed=seed, pipeline=pipeline, refit=refit)
 
@@ -169,7 +179,8 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
                 "logq_correction": self.logq_correction, "remove_accidental_hits": self.remove_accidental_hits,
                 "num_hard_negatives": self.num_hard_negatives, "id_dropout": self.id_dropout,
                 "history_length": self.history_length, "share_item_embeddings": self.share_item_embeddings,
-                "ensemble_size": self.ensemble_size, "history_encoder": self.history_encoder, "refit": self.refit,
+                "ensemble_size": self.ensemble_size, "history_encoder": self.history_encoder,
+                "num_sampled_negatives": self.num_sampled_negatives, "refit": self.refit,
                 **self._common_config()}
 
     # -- data ------------------------------------------------------------------------------------------
@@ -333,8 +344,27 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         # Training gathers the global batch's candidates; validation loss stays per replica (a monitor).
         pairs = [(q(features, training=training), c(features, training=training))
                  for q, c in zip(self.query_towers, self.candidate_towers)]
+        if training and self.num_sampled_negatives:
+            kwargs["sampled"] = self._sample_catalog(features)
         losses = self.task.ensemble_losses(pairs, gather=bool(training), **kwargs)
         return losses[0] if len(losses) == 1 else tf.add_n(losses) / float(len(losses))
+
+    def _sample_catalog(self, features) -> list:
+        """One :class:`SampledCandidates` per member: ``num_sampled_negatives`` vocabulary items drawn
+        uniformly with replacement (the same items for every member), encoded by its candidate tower."""
+        table = getattr(self, "_catalog_inputs", None) or self._encoded_catalog()  # row j: vocabulary index j + 1
+        n = int(table[ITEM_INDEX].shape[0])
+        rows = tf.random.uniform([self.num_sampled_negatives], 0, n, dtype=tf.int32, seed=self.seed + 17)
+        inputs = {k: tf.gather(v, rows) for k, v in table.items()}
+        ids = tf.cast(inputs[ITEM_INDEX], features[ITEM_INDEX].dtype)
+        probability = tf.exp(tf.gather(self._item_logq, ids))
+        return [SampledCandidates(c(inputs, training=True), ids, probability, 1.0 / n) for c in self.candidate_towers]
+
+    def _encoded_catalog(self) -> dict:
+        """The candidate tower's encoded inputs of every vocabulary item (row j: index j + 1)."""
+        feats = self.features_from_ids(tf.constant(self.vocabularies[F.USER_ID][:1]),
+                                       tf.constant(self.vocabularies[F.ITEM_ID]))
+        return dict(self.candidate_towers[0].encode(self._candidate_inputs(feats)))
 
     def call(self, features, training=False):
         """Query embeddings [batch, d] for a feature dict (what ``query_model`` computes)."""
@@ -439,6 +469,13 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         train function is traced once instead of twice (the first trace of a function that
         creates variables is thrown away): ~10 s of the default ensemble's fit.
         """
+        object.__setattr__(self, "_catalog_inputs", None)  # plain tensors, not tracked or exported
+        if self.num_sampled_negatives:
+            if active_strategy() is not None:
+                raise ConfigError(f"TwoTower(num_sampled_negatives={self.num_sampled_negatives}) trains in a single "
+                                  "process only; under a tf.distribute strategy use num_sampled_negatives=0")
+            # Encoded once per fit, like the batches (no string op in the step): sampled rows are gathered.
+            object.__setattr__(self, "_catalog_inputs", self._encoded_catalog())
         self._build_all_variables()
         optimizer = getattr(self, "optimizer", None)
         if hasattr(optimizer, "build"):
