@@ -133,3 +133,14 @@ def test_two_tower_with_encoder_trains_exports_and_reloads(encoder, tmp_path):
                                                   occupation=tf.constant(["student"]), zip=tf.constant(["94305"]))
     assert new["item_ids"].shape == (1, 10)
 
+
+
+def test_encoder_benchmark_times_every_row(load_benchmark, tmp_path):
+    import json
+
+    bench = load_benchmark("history_encoders")
+    out = tmp_path / "rows.json"
+    result = bench.main(["--batch-size", "32", "--history-length", "5", "--dim", "8", "--steps", "2", "--json", str(out)])
+    assert set(result) == {"mean", "attention", "attention (all positions)", "gru"}
+    assert all(ms > 0 for ms in result.values())
+    assert json.loads(out.read_text())["ms_per_step"] == result
