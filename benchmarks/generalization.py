@@ -54,7 +54,7 @@ MODELS = {
     "two_tower": ("two_tower", {}),
     "two_tower_single": ("two_tower", {"ensemble_size": 1}),
     "two_tower_gru": ("two_tower", {"history_encoder": "gru"}),
-    "two_tower_attention": ("two_tower", {"history_encoder": "attention"}),
+    "two_tower_mean": ("two_tower", {"history_encoder": "mean", "history_length": 20}),  # the old default
 }
 
 

@@ -19,9 +19,10 @@ HYPER = {"ensemble_size": 1, "embedding_dim": 64, "layer_sizes": [32], "batch_si
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("encoder", ["mean", "gru"])
+@pytest.mark.parametrize("encoder", ["attention", "gru"])
 def test_parameter_server_cluster_trains_shards_embeddings_and_exports_plain(tmp_path, encoder):
-    # "gru": TensorFlow's GRU op needs its kernels on one ps task (GRUHistoryEncoder colocates them;
+    # "attention" is the default (its fast path reads the attention layer's kernels directly, which
+    # a parameter server places round-robin). "gru": TensorFlow's GRU op needs its kernels on one ps task (GRUHistoryEncoder colocates them;
     # placed round-robin, the first step failed with "Cannot colocate nodes").
     import tfrec
     from tfrec.export import export_model

@@ -108,6 +108,17 @@ def test_bad_history_encoder_is_a_config_error():
         TwoTower(history_encoder="lstm")
 
 
+def test_default_encoder_is_attention_and_configs_without_the_key_load_as_mean():
+    from tfrec.models.two_tower import TwoTower
+
+    config = TwoTower().get_config()
+    assert (config["history_encoder"], config["history_length"]) == ("attention", 50)
+    del config["history_encoder"]  # as a run saved before the encoders existed wrote it
+    assert TwoTower.from_config(config).history_encoder == "mean"
+    assert TwoTower.from_config({**config, "history_encoder": "gru"}).history_encoder == "gru"
+    assert TwoTower.from_config({**config, "history_length": 0}).history_encoder == "attention"
+
+
 @pytest.mark.parametrize("encoder", ["attention", "gru"])
 def test_two_tower_with_encoder_trains_exports_and_reloads(encoder, tmp_path):
     import tfrec
