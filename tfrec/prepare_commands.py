@@ -64,7 +64,7 @@ def add_data_commands(data_sub, add_dataset_args, add_split_args) -> None:
     add_dataset_args(p, default="ml-32m", synthetic=False)
     add_split_args(p, default="leave_last_out")
     p.add_argument("--out", required=True, help="the PREPARED folder to write (temp folder renamed into place)")
-    p.add_argument("--history-length", type=int, default=20,
+    p.add_argument("--history-length", type=int, default=50,  # = tfrec.data.prepared.DEFAULT_HISTORY_LENGTH
                    help="per-example two-tower history items written to the shards (0: none; default %(default)s)")
     p.add_argument("--num-shards", type=_positive_int, default=None,
                    help="training TFRecord files (default: one per ~1M examples, at least 2)")

@@ -109,10 +109,12 @@ def test_bad_history_encoder_is_a_config_error():
 
 
 def test_default_encoder_is_attention_and_configs_without_the_key_load_as_mean():
+    from tfrec.data.prepared import DEFAULT_HISTORY_LENGTH
     from tfrec.models.two_tower import TwoTower
 
     config = TwoTower().get_config()
     assert (config["history_encoder"], config["history_length"]) == ("attention", 50)
+    assert DEFAULT_HISTORY_LENGTH == 50  # a default `tfrec data prepare` feeds a default TwoTower
     del config["history_encoder"]  # as a run saved before the encoders existed wrote it
     assert TwoTower.from_config(config).history_encoder == "mean"
     assert TwoTower.from_config({**config, "history_encoder": "gru"}).history_encoder == "gru"

@@ -55,7 +55,7 @@ PREPARED_FILE = "prepared.json"
 HISTORY_ITEMS = "history_items"
 DEFAULT_BLOCK_ROWS = 64
 SPLITS = ("random", "temporal", "leave_last_out", "cold_start")
-DEFAULT_HISTORY_LENGTH = 20
+DEFAULT_HISTORY_LENGTH = 50  # TwoTower's default history_length: a default prepare trains a default TwoTower
 
 
 def feature_spec(spec: dict, names: Optional[Sequence[str]] = None) -> dict:
