@@ -16,9 +16,10 @@ prefix, see ``RUN`` and ``ALLOWLIST``):
 
 Reductions, each a flag or argument the code really has, with the README text itself unchanged:
 
-* ``tfrec train two_tower ...`` gets ``--epochs 1`` appended; the Python quickstart's
-  ``tfrec.train("two_tower", ...)`` gets ``epochs=1``. Training to convergence on ML-100K takes
-  minutes; the snippet's behaviour (metrics, run folder, export, serving) does not depend on it.
+* ``tfrec train two_tower ...`` gets ``--epochs 1 --set ensemble_size=1`` appended; the Python
+  quickstart's ``tfrec.train("two_tower", ...)`` gets ``epochs=1, ensemble_size=1``. Training the
+  default three pairs to convergence on ML-100K takes minutes; the snippet's behaviour (metrics,
+  run folder, export, serving) does not depend on it.
 * Port 8501 becomes a free port (other servers may hold 8501 on a shared machine).
 
 The heavy blocks are marked ``slow`` and run in two background threads started by one session
@@ -457,7 +458,7 @@ def run_shell_block(ws: Workspace, block: Block, *, port: str, extra_commands=()
             cmd = re.sub(rf"\b{README_PORT}\b", port, original)
             if re.match(r"^tfrec train two_tower\b", cmd):  # documented reduction (module docstring)
                 head, comment = re.match(r"^(.*?)(\s+#.*)?$", cmd).groups()
-                cmd = f"{head} --epochs 1{comment or ''}"
+                cmd = f"{head} --epochs 1 --set ensemble_size=1{comment or ''}"
             if re.match(r"^tfrec serve\b", cmd):
                 server = Server(ws, cmd)
                 servers.append(server)
@@ -487,7 +488,7 @@ PY_QUICKSTART_TWO_TOWER = 'tfrec.train("two_tower", data, '
 def _python_quickstart(ws: Workspace) -> str:
     code = find_block("import tfrec").text
     assert code.count(PY_QUICKSTART_TWO_TOWER) == 1, "the reduction below no longer applies; update the test"
-    code = code.replace(PY_QUICKSTART_TWO_TOWER, PY_QUICKSTART_TWO_TOWER + "epochs=1, ")  # documented reduction
+    code = code.replace(PY_QUICKSTART_TWO_TOWER, PY_QUICKSTART_TWO_TOWER + "epochs=1, ensemble_size=1, ")  # documented
     return run_python_snippet(ws, code, "python_quickstart").stdout
 
 

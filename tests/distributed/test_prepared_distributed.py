@@ -21,10 +21,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import _cluster as C  # noqa: E402
 
+# These tests are about how shards reach workers: the cheap mean encoder (the attention default
+# runs under strategies in test_multi_worker and test_parameter_server).
 HYPER = {"ensemble_size": 1, "embedding_dim": 16, "layer_sizes": [32], "history_length": 4, "batch_size": 512,
-         "epochs": 3}
+         "epochs": 3, "history_encoder": "mean"}
 SETTINGS = ["--set", "ensemble_size=1", "--set", "embedding_dim=16", "--set", "layer_sizes=[32]", "--set",
-            "history_length=4", "--batch-size", "512", "--epochs", "3"]
+            "history_length=4", "--set", "history_encoder=mean", "--batch-size", "512", "--epochs", "3"]
 SHARDS = [f"train-{j:05d}-of-00004.tfrecord" for j in range(4)]
 
 
