@@ -107,9 +107,13 @@ class AttentionHistoryEncoder(tf.keras.layers.Layer):
 
     def _block(self, b, x, attend, training):
         """Block b at every position: [batch, N, d] -> [batch, N, d]."""
+        return self._residual_ffn(b, x, self.attention[b](x, x, attention_mask=attend, training=training), training)
+
+    def _residual_ffn(self, b, x, attended, training):
+        """The rest of block b after its attention: ``LN(x + attended)``, then ``LN(h + FFN(h))``."""
         (dense0, dense1), (norm0, norm1) = self.ffn[b], self.norms[b]
-        x = norm0(x + self.drop(self.attention[b](x, x, attention_mask=attend, training=training), training=training))
-        return norm1(x + self.drop(dense1(dense0(x)), training=training))
+        h = norm0(x + self.drop(attended, training=training))
+        return norm1(h + self.drop(dense1(dense0(h)), training=training))
 
     def _last_query_attention(self, b, x, attend_last, training):
         """Block b's MultiHeadAttention output at query N-1 only: [batch, N, d] -> [batch, d].
@@ -150,11 +154,9 @@ class AttentionHistoryEncoder(tf.keras.layers.Layer):
             for b in range(self.num_blocks - 1):
                 x = self._block(b, x, attend, training)
         b = self.num_blocks - 1
-        (dense0, dense1), (norm0, norm1) = self.ffn[b], self.norms[b]
         # Position N-1 kept as a [batch, 1, d] slice: the norms fix their input rank when built.
         attended = self._last_query_attention(b, x, self._attend_last(mask), training)[:, None, :]
-        h = norm0(x[:, -1:] + self.drop(attended, training=training))
-        h = norm1(h + self.drop(dense1(dense0(h)), training=training))
+        h = self._residual_ffn(b, x[:, -1:], attended, training)
         has_any = tf.cast(tf.reduce_any(mask, axis=1, keepdims=True), h.dtype)
         return h[:, 0] * has_any
 
