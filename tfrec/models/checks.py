@@ -59,10 +59,15 @@ def check_layer_sizes(name: str, value) -> list:
     return [int(s) for s in sizes]
 
 
-def check_seed(value) -> int:
+def check_non_negative_int(name: str, value) -> int:
+    """``value`` as int, or ConfigError naming ``name`` unless it is an integer >= 0."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {value!r}")
+        raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
+
+
+def check_seed(value) -> int:
+    return check_non_negative_int("seed", value)
 
 
 def to_str_list(values) -> list:

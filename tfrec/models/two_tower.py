@@ -13,7 +13,7 @@ import tensorflow_recommenders as tfrs
 
 from tfrec.data import features as F
 from tfrec.errors import ConfigError
-from tfrec.models.checks import check_layer_sizes, check_non_negative, check_positive_int
+from tfrec.models.checks import check_layer_sizes, check_non_negative, check_non_negative_int, check_positive_int
 from tfrec.models.history_encoders import check_history_encoder
 from tfrec.models.distributed_input import active_strategy
 from tfrec.models.encoded_input import encode_rows_and_sides, index_batches
@@ -128,10 +128,7 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         self.share_item_embeddings = bool(share_item_embeddings)
         self.ensemble_size = check_positive_int("ensemble_size", ensemble_size)
         self.history_encoder = check_history_encoder(history_encoder)
-        if isinstance(num_sampled_negatives, bool) or not isinstance(num_sampled_negatives, (int, np.integer)) \
-                or num_sampled_negatives < 0:
-            raise ConfigError(f"num_sampled_negatives must be an integer >= 0, got {num_sampled_negatives!r}")
-        self.num_sampled_negatives = int(num_sampled_negatives)
+        self.num_sampled_negatives = check_non_negative_int("num_sampled_negatives", num_sampled_negatives)
         self._init_common(vocabularies=vocabularies, learning_rate=learning_rate, batch_size=batch_size,
                           epochs=epochs, patience=patience, seed=seed, pipeline=pipeline, refit=refit)
 
