@@ -25,10 +25,12 @@ def _positive_int(value: str) -> int:
 def _cmd_prepare(args) -> int:
     from tfrec.data.prepare import prepare_dataset
 
+    # --history-length unset: prepare_dataset's default (one constant, not repeated here: reading it
+    # would import pandas on every `tfrec` start).
+    history = {} if args.history_length is None else {"history_length": args.history_length}
     meta = prepare_dataset(args.dataset, args.out, data_dir=args.data_dir, split=args.split,
-                           test_fraction=args.test_fraction, seed=args.seed, history_length=args.history_length,
-                           num_shards=args.num_shards, chunk_rows=args.chunk_rows, overwrite=args.overwrite,
-                           progress=not args.json)
+                           test_fraction=args.test_fraction, seed=args.seed, num_shards=args.num_shards,
+                           chunk_rows=args.chunk_rows, overwrite=args.overwrite, progress=not args.json, **history)
     if args.json:
         print(json.dumps(meta, indent=2, sort_keys=True))
     else:
@@ -64,8 +66,9 @@ def add_data_commands(data_sub, add_dataset_args, add_split_args) -> None:
     add_dataset_args(p, default="ml-32m", synthetic=False)
     add_split_args(p, default="leave_last_out")
     p.add_argument("--out", required=True, help="the PREPARED folder to write (temp folder renamed into place)")
-    p.add_argument("--history-length", type=int, default=50,  # = tfrec.data.prepared.DEFAULT_HISTORY_LENGTH
-                   help="per-example two-tower history items written to the shards (0: none; default %(default)s)")
+    p.add_argument("--history-length", type=int, default=None,
+                   help="per-example two-tower history items written to the shards (0: none; default: "
+                        "tfrec.data.prepared.DEFAULT_HISTORY_LENGTH, the TwoTower default)")
     p.add_argument("--num-shards", type=_positive_int, default=None,
                    help="training TFRecord files (default: one per ~1M examples, at least 2)")
     p.add_argument("--chunk-rows", type=_positive_int, default=DEFAULT_CHUNK_ROWS,
