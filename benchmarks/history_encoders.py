@@ -32,18 +32,16 @@ import tfrec  # noqa: E402,F401  (Keras 2 before TensorFlow)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfrec.models.history_encoders import AttentionHistoryEncoder, GRUHistoryEncoder  # noqa: E402
+from tfrec.models.history_encoders import (  # noqa: E402
+    AttentionHistoryEncoder,
+    GRUHistoryEncoder,
+    recency_weighted_mean,
+)
 
 
 def _mean_encoder(n: int):
     logits = tf.Variable(tf.zeros([n]), name="history_position_logits")
-
-    def encode(items, mask, training):  # QueryTower._encode_history's "mean" branch
-        weight = tf.exp(logits)[None, :] * tf.cast(mask, tf.float32)
-        weight = weight / tf.maximum(tf.reduce_sum(weight, 1, keepdims=True), 1e-9)
-        return tf.reduce_sum(items * weight[..., None], 1)
-
-    return encode, [logits]
+    return (lambda items, mask, training: recency_weighted_mean(items, mask, logits)), [logits]
 
 
 def _time_step(encode, variables, items, mask, steps: int) -> float:

@@ -4,8 +4,8 @@ The history is right-aligned: position N-1 holds the user's newest item, 0 is pa
 left, for users with fewer than N items). :class:`~tfrec.models.towers.QueryTower` embeds the
 items with its history embedding and hands ``(embedded [batch, N, d], mask [batch, N])`` to one of:
 
-* ``"mean"`` -- no layer here: the tower's learned-recency-weighted mean (its own variables, so runs
-  saved before these encoders existed still load).
+* ``"mean"`` -- no layer: the tower keeps the learned position logits (its own variables, so runs
+  saved before these encoders existed still load) and applies :func:`recency_weighted_mean`.
 * ``"attention"`` -- :class:`AttentionHistoryEncoder`, SASRec-style (Kang & McAuley, ICDM 2018):
   learned positional embeddings, causal multi-head self-attention blocks with a position-wise
   feed-forward layer, each with residual + layer norm; the output is the hidden state at the newest
@@ -29,6 +29,15 @@ def check_history_encoder(value) -> str:
     if value not in HISTORY_ENCODERS:
         raise ConfigError(f"history_encoder must be one of {', '.join(HISTORY_ENCODERS)}, got {value!r}")
     return value
+
+
+def recency_weighted_mean(items, mask, position_logits):
+    """The ``"mean"`` encoding: [batch, N, d] items, [batch, N] bool mask, [N] learned position logits
+    -> [batch, d], the items averaged with the softmax of the logits over each row's valid
+    positions (a row with no valid position -> 0)."""
+    weight = tf.exp(position_logits)[None, :] * tf.cast(mask, tf.float32)
+    weight = weight / tf.maximum(tf.reduce_sum(weight, 1, keepdims=True), 1e-9)
+    return tf.reduce_sum(items * weight[..., None], 1)
 
 
 class AttentionHistoryEncoder(tf.keras.layers.Layer):
@@ -215,4 +224,4 @@ def make_history_encoder(kind: str, history_length: int, dim: int, seed: int = 0
 
 
 __all__ = ["AttentionHistoryEncoder", "GRUHistoryEncoder", "HISTORY_ENCODERS", "check_history_encoder",
-           "make_history_encoder"]
+           "make_history_encoder", "recency_weighted_mean"]

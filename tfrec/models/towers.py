@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.data import features as F
-from tfrec.models.history_encoders import check_history_encoder, make_history_encoder
+from tfrec.models.history_encoders import check_history_encoder, make_history_encoder, recency_weighted_mean
 from tfrec.models.layers import side_feature_layers, string_lookup
 
 QUERY_FEATURES = (F.USER_ID,) + F.USER_FEATURES
@@ -212,10 +212,7 @@ class QueryTower(tf.keras.Model):
         embedded = self.history_embedding(hist)
         if self.sequence_encoder is not None:
             return self.sequence_encoder(embedded, hist > 0, training=training)
-        # Softmax over the valid positions of the learned recency logits.
-        weight = tf.exp(self.history_position_logits)[None, :] * tf.cast(hist > 0, tf.float32)
-        weight = weight / tf.maximum(tf.reduce_sum(weight, 1, keepdims=True), 1e-9)
-        return tf.reduce_sum(embedded * weight[..., None], 1)
+        return recency_weighted_mean(embedded, hist > 0, self.history_position_logits)
 
     def get_config(self):
         return {"user_vocabulary": self.user_vocabulary, "feature_vocabularies": self.feature_vocabularies,
