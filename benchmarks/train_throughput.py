@@ -1,10 +1,17 @@
 """Training throughput of every Keras model beside bare TensorFlow references, in one process.
 
     python benchmarks/train_throughput.py [--ratings 300000] [--batch-size N] [--models mf,two_tower,...]
-                                          [--repeats 1] [--json FILE]
+                                          [--repeats 1] [--json FILE] [--n-users N --n-items M]
 
 Data: ``synthetic_movielens(n_users=6040, n_items=3706, n_ratings=300000)`` (ML-1M-shaped, with
-demographics, genres, years and timestamps). Every row trains ONE epoch on all of it (no validation
+demographics, genres, years and timestamps). ``--n-users/--n-items`` set other table sizes, e.g.
+ML-32M's ``--n-users 200948 --n-items 87585`` with the default 300,000 ratings: the cost of a step
+that grows with the tables (an optimizer that touches every row) shows at a few ratings per user
+without hours of data. Those rows come from :func:`tfrec.data.synthesize.write_synthetic_dataset`
+(the streaming generator, in ml-32m's CSV layout, written to a temporary folder and read back:
+genres, years and timestamps, no user demographics; the in-memory generator keeps a users x items
+matrix). Every model's vocabularies, and so its tables, hold the ids of the ratings (every user;
+the items rated at least once): the header prints both sizes. Every row trains ONE epoch on all of it (no validation
 split) and reports ``examples / wall seconds``, where the wall time is the whole
 ``model.fit(ratings, items=..., users=..., epochs=1, validation_fraction=0)`` call: vocabularies,
 side tables, the input pipeline, tracing and the epoch. The references are timed the same way
@@ -32,6 +39,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +51,8 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
 from tfrec.data import synthetic_movielens  # noqa: E402
+from tfrec.data.movielens import load_movielens  # noqa: E402
+from tfrec.data.synthesize import write_synthetic_dataset  # noqa: E402
 from tfrec.models.registry import create_model  # noqa: E402
 
 RATING_ROWS = ["mf", "fm", "wide_deep", "neumf"]
@@ -108,6 +118,19 @@ def run_reference(kind: str, ratings, *, batch_size: int, learning_rate: float, 
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def load_data(n_ratings: int, n_users=None, n_items=None):
+    """(data, description): the ML-1M-shaped in-memory synthetic data, or with table sizes the
+    streaming generator's (ml-32m's CSV layout) written to a temporary folder and read back."""
+    if n_users is None:
+        return (synthetic_movielens(n_users=6040, n_items=3706, n_ratings=n_ratings, seed=0),
+                "synthetic_movielens(n_users=6040, n_items=3706)")
+    with tempfile.TemporaryDirectory(prefix="tfrec-throughput-") as tmp:
+        folder = Path(tmp) / "data"
+        write_synthetic_dataset(folder, layout="ml-32m", n_users=n_users, n_items=n_items, n_ratings=n_ratings, seed=0)
+        data = load_movielens("ml-32m", data_dir=folder, download=False)
+    return data, f"write_synthetic_dataset(layout='ml-32m', n_users={n_users}, n_items={n_items})"
+
+
 def make_model(name: str, *, batch_size=None, seed: int = 0):
     """The unfitted registry model of row ``name``."""
     base, overrides = VARIANTS.get(name, (name, {}))
@@ -135,17 +158,25 @@ def main(argv=None) -> int:
                    "model's own default; the reference then runs at that size too)")
     p.add_argument("--repeats", type=int, default=1, help="time every row this many times; report the median")
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--n-users", type=int, default=None, help="users of the synthetic data (with --n-items; "
+                   "default: ML-1M's 6,040 from the in-memory generator)")
+    p.add_argument("--n-items", type=int, default=None, help="items of the synthetic data (with --n-users; "
+                   "default: ML-1M's 3,706)")
     args = p.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
     unknown = sorted(set(names) - set(REFERENCE))
     if unknown:
         print(f"unknown model(s) {unknown}; expected some of {sorted(REFERENCE)}", file=sys.stderr)
         return 2
-    data = synthetic_movielens(n_users=6040, n_items=3706, n_ratings=args.ratings, seed=0)
+    if (args.n_users is None) != (args.n_items is None):
+        print("--n-users and --n-items go together", file=sys.stderr)
+        return 2
+    data, source = load_data(args.ratings, args.n_users, args.n_items)
     n = len(data.ratings)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    print(f"# Training throughput: synthetic_movielens(n_users=6040, n_items=3706), {n} ratings, one epoch; "
-          f"{os.cpu_count()} CPUs, load average {load[0]:.2f} at start\n")
+    print(f"# Training throughput: {source}, {n} ratings ({data.ratings['user_id'].nunique():,} users and "
+          f"{data.ratings['item_id'].nunique():,} items rated), one epoch; {os.cpu_count()} CPUs, load average "
+          f"{load[0]:.2f} at start\n")
     # An untimed warm-up so TensorFlow's one-off start-up is charged to no row.
     warm = synthetic_movielens(n_users=50, n_items=40, n_ratings=600, seed=0)
     create_model("mf", epochs=1).fit(warm.ratings, verbose=0, validation_fraction=0.0)

@@ -19,7 +19,7 @@ from tfrec.models.distributed_input import active_strategy
 from tfrec.models.encoded_input import encode_rows_and_sides, index_batches
 from tfrec.models.keras_base import KerasRecommender
 from tfrec.models.layers import string_lookup
-from tfrec.models.optimizers import DenseGradientAdam
+from tfrec.models.optimizers import LazyAdam
 from tfrec.models.retrieval import GlobalRetrieval, ReplicaScaledSteps, SampledCandidates
 from tfrec.models.towers import (  # noqa: F401  (QUERY_/CANDIDATE_FEATURES re-exported)
     CANDIDATE_FEATURES,
@@ -83,8 +83,9 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         item equal to the row's positive masked. 0 (default): in-batch negatives only.
         Single-process only (a ConfigError under a ``tf.distribute`` strategy).
       refit: after early stopping, retrain on the whole frame for the best epoch count.
-      learning_rate, batch_size, epochs, patience, seed, pipeline, vocabularies: as for the
-        other Keras models; early stopping watches the validation loss.
+      learning_rate, batch_size, epochs, patience, seed, pipeline, vocabularies: as for the other Keras
+        models (Adam; embedding rows updated only when looked up: :class:`~tfrec.models.optimizers.LazyAdam`);
+        early stopping watches the validation loss.
 
     Shapes: ``query_model(features) -> [batch, d]``, ``candidate_model(features) -> [batch, d]``,
     with ``d = layer_sizes[-1] * ensemble_size`` (:attr:`output_dim`).
@@ -288,7 +289,8 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         return encoded
 
     def _compile_default(self) -> None:
-        self.compile(optimizer=DenseGradientAdam(self.learning_rate), steps_per_execution=8)
+        # Lazy Adam: a table row moves only when looked up (a step costs the batch, not the tables).
+        self.compile(optimizer=LazyAdam(self.learning_rate), steps_per_execution=8)
 
     # -- the TFRS model ---------------------------------------------------------------------------------
     def _query_inputs(self, features, item_index=None):
