@@ -70,6 +70,7 @@ def _guarded(method, counted: bool = False):
 
     call.__name__ = method.__name__
     call.__doc__ = method.__doc__
+    call.__wrapped__ = method  # model warm-up runs the method itself (tfrec.serving.warmup)
     return call
 
 

@@ -59,6 +59,11 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rest_api_num_threads", type=_count(1), default=2,
                    help="threads running unbatched predicts (default: %(default)s; the HTTP side is one "
                         "asyncio event loop)")
+    p.add_argument("--enable_model_warmup", type=_bool, nargs="?", const=True, default=True,
+                   help="replay each version's assets.extra/tf_serving_warmup_requests before serving it, so "
+                        "graph optimisation happens at load, not on the first request (default: %(default)s)")
+    p.add_argument("--num_request_iterations_for_warmup", type=_count(0), default=0,
+                   help="times each warm-up request is replayed (used only if > 0; otherwise 1)")
     p.add_argument("--tensorflow_intra_op_parallelism", type=_count(0), default=0,
                    help="threads inside one TensorFlow op (default: %(default)s = TensorFlow's choice)")
     p.add_argument("--tensorflow_inter_op_parallelism", type=_count(0), default=0,
@@ -106,10 +111,13 @@ def build_server(args):
     inter = getattr(args, "tensorflow_inter_op_parallelism", 0)
     import functools
 
-    from tfrec.serving.model_manager import load_servable
+    from tfrec.serving.warmup import load_warmed_servable
 
-    # Each version runs in its own session with these thread pools (TF Serving's session config).
-    loader = functools.partial(load_servable, intra_op_threads=intra, inter_op_threads=inter)
+    # Each version runs in its own session with these thread pools (TF Serving's session config),
+    # and replays its warm-up requests before it is served.
+    loader = functools.partial(load_warmed_servable, intra_op_threads=intra, inter_op_threads=inter,
+                               warmup=getattr(args, "enable_model_warmup", True),
+                               iterations=getattr(args, "num_request_iterations_for_warmup", 0) or 1)
     manager = ModelManager(entries, poll_seconds=args.file_system_poll_wait_seconds, loader=loader)
     manager.refresh()
     for e in entries:
