@@ -217,6 +217,27 @@ def test_warmup_file_holds_prediction_logs(exported):
     assert {log.predict_log.request.model_spec.signature_name for log in logs} >= {"serving_default", "recommend"}
 
 
+def test_served_arrays_are_variables_not_graph_constants(exported):
+    """Embeddings, ids, seen items and popularity live in the variables/ checkpoint: a GraphDef is
+    capped at 2 GB by protobuf and Grappler folds over its constants on the first run."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = exported["two_tower"].model
+    n_users, n_items = len(model.user_index_) + 1, len(model.catalog_)
+    for path in exported["tt_info"]["paths"]:
+        shapes = [tuple(shape) for _, shape in tf.train.list_variables(str(Path(path) / "variables" / "variables"))]
+        saved = saved_model_pb2.SavedModel.FromString((Path(path) / "saved_model.pb").read_bytes())
+        nodes = list(saved.meta_graphs[0].graph_def.node)
+        for fn in saved.meta_graphs[0].graph_def.library.function:
+            nodes += list(fn.node_def)
+        const_shapes = {tuple(d.size for d in n.attr["value"].tensor.tensor_shape.dim) for n in nodes if n.op == "Const"}
+        dim = model.candidate_embeddings()[1].shape[1]
+        assert (n_items,) in shapes, shapes  # popularity scores (the id hash tables keep their own keys)
+        for shape in [(n_users, dim), (n_items, dim)]:
+            assert shape in shapes, (path, shape, shapes)
+            assert shape not in const_shapes, (path, shape)
+
+
 def test_scann_index_uses_anisotropic_quantization_and_a_spherical_tree():
     """ScaNN's MIPS settings find more of the exact top-10 than the stock tfrs layer's, same budget."""
     import scann  # noqa: F401

@@ -13,6 +13,17 @@ from tfrec.export.ann_index import scann_index
 DEFAULT_K = 10  # results of serving_default
 
 
+def _state(value) -> tf.Variable:
+    """A served array as a non-trainable variable, not a graph constant.
+
+    Variables are written to the SavedModel's ``variables/`` checkpoint; constants are written into
+    its GraphDef, which protobuf caps at 2 GB (at ML-32M size the user embeddings and seen items
+    already made a 404 MB ``saved_model.pb``) and which Grappler constant-folds over on a
+    session's first run (23 s for that export's first request under TF Serving-style loading).
+    """
+    return tf.Variable(value, trainable=False)
+
+
 class RetrievalModule(tf.Module):
     """Everything a retrieval request needs, as TensorFlow state: tables, embeddings, index."""
 
@@ -31,21 +42,21 @@ class RetrievalModule(tf.Module):
         self.item_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(item_ids.astype(str)),
                                                 tf.range(len(item_ids), dtype=tf.int64)), -1)
-        self.item_ids = tf.constant(item_ids.astype(str))
-        self.candidates = tf.constant(cand)
-        self.user_embeddings = tf.constant(np.vstack([np.zeros((1, self.dim), np.float32), user_emb]))
+        self.item_ids = _state(item_ids.astype(str))
+        self.candidates = _state(cand)
+        self.user_embeddings = _state(np.vstack([np.zeros((1, self.dim), np.float32), user_emb]))
         norm = cand / np.maximum(np.linalg.norm(cand, axis=1, keepdims=True), 1e-12)
-        self.normalized_candidates = tf.constant(norm.astype(np.float32))
+        self.normalized_candidates = _state(norm.astype(np.float32))
         self.use_scann = bool(use_scann)
         max_seen = max((len(v) for v in model.seen_.values()), default=0)
         # Each user's seen item positions, sorted, as one ragged row (row-split offsets by user row;
         # row 0, the unknown user, empty), int32. Brute force masks them in place; the ScaNN path
-        # looks its retrieved positions up in them with a binary search. Two flat constants load in
+        # looks its retrieved positions up in them with a binary search. Two flat arrays load in
         # seconds, where a hash set of (user, item) keys took ~38 s to build on the first request at
         # ML-32M scale (32M pairs).
         seen = [np.sort(np.asarray(model.seen_.get(u, ()), dtype=np.int32)) for u in users]
-        self.seen_splits = tf.constant(np.concatenate([[0, 0], np.cumsum([len(s) for s in seen])]).astype(np.int64))
-        self.seen_positions = tf.constant(np.concatenate(seen) if seen else np.zeros(0, np.int32))
+        self.seen_splits = _state(np.concatenate([[0, 0], np.cumsum([len(s) for s in seen])]).astype(np.int64))
+        self.seen_positions = _state(np.concatenate(seen) if seen else np.zeros(0, np.int32))
         del seen
         # Candidates retrieved before exclusions: enough that k_max remain after removing the
         # user's seen items and up to k_max request-time exclusions.
@@ -54,11 +65,11 @@ class RetrievalModule(tf.Module):
         self.k_default = int(min(self.n_items, self.k + max_seen))
         pop = np.asarray(model.popularity_, dtype=np.float64)
         order = np.lexsort((np.arange(len(pop)), -pop))[: self.k_retrieve]
-        self.pop_positions = tf.constant(order.astype(np.int64))
-        self.pop_scores = tf.constant((pop[order] / max(pop.sum(), 1.0)).astype(np.float32))
+        self.pop_positions = _state(order.astype(np.int64))
+        self.pop_scores = _state((pop[order] / max(pop.sum(), 1.0)).astype(np.float32))
         # Every item's popularity score (the brute-force ranking of an unknown user; item counts, so
         # ties in float32 are ties in count and top_k's lower-position-first matches ``order``).
-        self.all_pop_scores = tf.constant((pop / max(pop.sum(), 1.0)).astype(np.float32))
+        self.all_pop_scores = _state((pop / max(pop.sum(), 1.0)).astype(np.float32))
         self.scann_params = dict(scann_params or {})
         if self.use_scann:
             self.index = scann_index(k=self.k_retrieve, **self.scann_params)
