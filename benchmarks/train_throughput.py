@@ -24,9 +24,9 @@ plain TFRS / Keras:
 * ``bare Keras MF``: ``StringLookup`` + ``Embedding(32)`` user and item factors plus biases and a
   global bias, MSE, Adam -- the reference of the rating rows.
 
-``--models two_tower,two_tower_dense_adam`` also times the default two-tower compiled with
-``DenseGradientAdam`` (its optimizer before ``LazyAdam``: every row of every table updated at every
-step) beside today's default in the same process.
+``--models fm,fm_dense_adam`` (likewise ``wide_deep``, ``neumf``, ``two_tower``) also times the model
+compiled with ``DenseGradientAdam`` (its optimizer before ``LazyAdam``: every row of every table
+updated at every step) beside today's default in the same process.
 
 Each model row runs at the model's own default batch size (or ``--batch-size`` for all) and is
 compared with its reference run at that same batch size and learning rate, timed right before the
@@ -62,14 +62,16 @@ from tfrec.models.registry import create_model  # noqa: E402
 
 RATING_ROWS = ["mf", "fm", "wide_deep", "neumf"]
 RETRIEVAL_ROWS = ["two_tower", "two_tower_single", "two_tower_id"]
-# Rows that are a registry model with other settings.
-VARIANTS = {"two_tower_single": ("two_tower", {"ensemble_size": 1}), "two_tower_dense_adam": ("two_tower", {})}
 # Rows compiled with another optimizer than the model's default (not in the default --models):
-# the default two-tower with DenseGradientAdam, its optimizer before LazyAdam (every table row
-# updated at every step).
-OPTIMIZERS = {"two_tower_dense_adam": DenseGradientAdam}
-REFERENCE = {**{m: "bare Keras MF" for m in RATING_ROWS},
-             **{m: "bare TFRS retrieval" for m in RETRIEVAL_ROWS + list(OPTIMIZERS)}}
+# fm, wide_deep, neumf and the two-tower with DenseGradientAdam, their optimizer before LazyAdam
+# (every table row updated at every step).
+DENSE_ADAM_ROWS = {f"{m}_dense_adam": m for m in ("fm", "wide_deep", "neumf", "two_tower")}
+# Rows that are a registry model with other settings.
+VARIANTS = {"two_tower_single": ("two_tower", {"ensemble_size": 1}),
+            **{row: (m, {}) for row, m in DENSE_ADAM_ROWS.items()}}
+OPTIMIZERS = {row: DenseGradientAdam for row in DENSE_ADAM_ROWS}
+REFERENCE = {**{m: "bare Keras MF" for m in RATING_ROWS}, **{m: "bare TFRS retrieval" for m in RETRIEVAL_ROWS}}
+REFERENCE.update({row: REFERENCE[m] for row, m in DENSE_ADAM_ROWS.items()})
 TARGETS = {"two_tower": 1.0, "mf": 1.0}  # examples/s ratio to the reference, issue 14
 
 
@@ -147,11 +149,15 @@ def make_model(name: str, *, batch_size=None, seed: int = 0):
     kwargs = {**overrides, "epochs": 1, "seed": seed}
     if batch_size:
         kwargs["batch_size"] = batch_size
-    if name == "neumf":
+    if base == "neumf":
         kwargs["objective"] = "rating"
     model = create_model(base, **kwargs)
-    if name in OPTIMIZERS:  # fit keeps a caller's compile; steps_per_execution as TwoTower's default
-        model.compile(optimizer=OPTIMIZERS[name](model.learning_rate), steps_per_execution=8)
+    if name in OPTIMIZERS:  # fit keeps a caller's compile: the model's own compile but the optimizer
+        if base == "two_tower":
+            model.compile(optimizer=OPTIMIZERS[name](model.learning_rate), steps_per_execution=8)
+        else:
+            model.compile(optimizer=OPTIMIZERS[name](model.learning_rate), loss=model._default_loss(),
+                          metrics=model._default_metrics(), steps_per_execution=model._default_steps_per_execution())
     return model
 
 

@@ -169,6 +169,8 @@ ALLOWLIST = {
                                              "minutes). Checked: script and flags exist.",
     "# Two-tower optimizers at ML-1M's": "benchmark reproduction (one epoch of 300,000 ratings per row at two "
                                         "table sizes, minutes). Checked: script and flags exist.",
+    "# Rating models' optimizers at ML-1M's": "benchmark reproduction (one epoch of 300,000 ratings per row at "
+                                             "two table sizes, minutes). Checked: script and flags exist.",
     "tfrec/": "the package layout, not a command. Checked: every listed top-level folder and module exists.",
     "tfrec data synthesize --layout ml-32m": "writes 32M ratings and trains on them (tens of minutes, GBs; "
                                              "benchmarks/scale.py runs it). Checked: every line parses with the "
@@ -781,6 +783,7 @@ ALLOWLIST_CHECKS = {
     "tfrec tune": _check_benchmarks,
     "python benchmarks/train_throughput.py": _check_benchmarks,
     "# Two-tower optimizers at ML-1M's": _check_benchmarks,
+    "# Rating models' optimizers at ML-1M's": _check_benchmarks,
     "tfrec/": _check_layout,
     "tfrec data synthesize --layout ml-32m": _check_benchmarks,
     "python benchmarks/scale.py": _check_benchmarks,

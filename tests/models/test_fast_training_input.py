@@ -120,23 +120,11 @@ def test_side_features_encoded_once_per_id_give_the_per_row_arrays(dataset, tmp_
         np.testing.assert_array_equal(got[name], values, err_msg=name)
 
 
-def test_two_tower_step_moves_only_the_embedding_rows_its_batch_looks_up():
-    """The default optimizer's lazy rule inside a real two-tower step: an item or user row the batch
-    does not look up keeps its value and its Adam moments (a dense Adam would move every row with
-    momentum left from earlier steps: the step would cost the tables, not the batch)."""
-    from tfrec.data import synthetic_movielens
-    from tfrec.models.towers import HISTORY_ITEMS, ITEM_INDEX, USER_INDEX
-    from tfrec.models.two_tower import TwoTower
-
-    data = synthetic_movielens(n_users=60, n_items=80, n_ratings=700, seed=0)
-    model = TwoTower(embedding_dim=8, layer_sizes=(8,), ensemble_size=2, history_length=4, epochs=1, batch_size=64)
-    model.fit(data.ratings, items=data.items, users=data.users, validation_fraction=0.0, verbose=0)
-    batch = next(iter(model._dataset(data.ratings.iloc[:48], data.items, data.users, batch_size=48,
-                                     pipeline="tensor", shuffle=False, seed=0)))
-    member = model.candidate_towers[1]
-    tables = {"item": (member.item_embedding.embeddings,
-                       np.union1d(batch[ITEM_INDEX].numpy(), batch[HISTORY_ITEMS].numpy().ravel())),
-              "user": (model.query_towers[1].user_embedding.embeddings, np.union1d(batch[USER_INDEX].numpy(), [0]))}
+def _assert_step_moves_only_looked_up_rows(model, batch, tables):
+    """One ``model.train_step(batch)``: every row of ``tables`` ({name: (embedding variable, ids the
+    batch looks up)}) not looked up keeps its value and its Adam moments, though the epoch before
+    left momentum on it (a dense Adam would move it: the step would cost the tables, not the
+    batch); the looked-up rows (but the OOV row 0) move."""
     def moments(table):  # tf-keras Adam's slots of a variable (any Adam subclass)
         opt = model.optimizer
         index = opt._index_dict[opt._var_key(table)]
@@ -147,8 +135,7 @@ def test_two_tower_step_moves_only_the_embedding_rows_its_batch_looks_up():
         m, v = moments(table)
         idle = np.setdiff1d(np.arange(table.shape[0]), looked_up)
         assert len(idle) >= 5, name
-        # The epoch left momentum on rows this batch skips: an eager dense update would move them.
-        assert np.abs(m.numpy()[idle]).sum() > 0, name
+        assert np.abs(m.numpy()[idle]).sum() > 0, name  # momentum an eager dense update would apply
         before[name] = [x.numpy().copy() for x in (table, m, v)]
     model.train_step(batch)
     for name, (table, looked_up) in tables.items():
@@ -158,3 +145,43 @@ def test_two_tower_step_moves_only_the_embedding_rows_its_batch_looks_up():
             np.testing.assert_array_equal(new[idle], old[idle], err_msg=name)  # not looked up: untouched
         moved = np.setdiff1d(looked_up, [0])
         assert not np.allclose(after[0][moved], before[name][0][moved]), name  # looked up: trained
+
+
+def test_two_tower_step_moves_only_the_embedding_rows_its_batch_looks_up():
+    """The default optimizer's lazy rule inside a real two-tower step (history items count as looked up)."""
+    from tfrec.data import synthetic_movielens
+    from tfrec.models.towers import HISTORY_ITEMS, ITEM_INDEX, USER_INDEX
+    from tfrec.models.two_tower import TwoTower
+
+    data = synthetic_movielens(n_users=60, n_items=80, n_ratings=700, seed=0)
+    model = TwoTower(embedding_dim=8, layer_sizes=(8,), ensemble_size=2, history_length=4, epochs=1, batch_size=64)
+    model.fit(data.ratings, items=data.items, users=data.users, validation_fraction=0.0, verbose=0)
+    batch = next(iter(model._dataset(data.ratings.iloc[:48], data.items, data.users, batch_size=48,
+                                     pipeline="tensor", shuffle=False, seed=0)))
+    _assert_step_moves_only_looked_up_rows(model, batch, {
+        "item": (model.candidate_towers[1].item_embedding.embeddings,
+                 np.union1d(batch[ITEM_INDEX].numpy(), batch[HISTORY_ITEMS].numpy().ravel())),
+        "user": (model.query_towers[1].user_embedding.embeddings, np.union1d(batch[USER_INDEX].numpy(), [0]))})
+
+
+@pytest.mark.parametrize("name,user_table,item_table,kwargs", [
+    ("fm", "user_factor", "item_weight", {}),
+    ("wide_deep", "wide_user", "deep_item", {}),
+    ("neumf", "gmf_user", "mlp_item", {}),  # the implicit objective: sampled negatives
+])
+def test_rating_model_step_moves_only_the_embedding_rows_its_batch_looks_up(name, user_table, item_table, kwargs):
+    """fm, wide_deep and neumf train with the same lazy rule by default (their per-example L2
+    penalties keep the gradients sparse)."""
+    from tfrec.data import synthetic_movielens
+    from tfrec.models.registry import create_model
+
+    data = synthetic_movielens(n_users=60, n_items=80, n_ratings=700, seed=0)
+    model = create_model(name, embedding_dim=8, epochs=1, batch_size=64, **kwargs)
+    model.fit(data.ratings, items=data.items, users=data.users, validation_fraction=0.0, verbose=0)
+    frame = model._training_frame(data.ratings.iloc[:40])
+    batch = next(iter(model._dataset(frame, data.items, data.users, batch_size=len(frame), pipeline="tensor",
+                                     shuffle=False, seed=0)))
+    features = batch[0] if isinstance(batch, tuple) else batch
+    _assert_step_moves_only_looked_up_rows(model, batch, {
+        "user": (getattr(model, user_table).embeddings, model.user_lookup(features["user_id"]).numpy()),
+        "item": (getattr(model, item_table).embeddings, model.item_lookup(features["item_id"]).numpy())})

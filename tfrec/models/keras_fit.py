@@ -24,7 +24,7 @@ from tfrec.models.batching import cached_blocks, default_block_size, epoch_batch
 from tfrec.models.distributed_input import active_strategy, distributed_fit_input, keras_verbose
 from tfrec.models.checks import check_fraction, check_positive_int, normalise_vocabularies
 from tfrec.models.layers import Untracked
-from tfrec.models.optimizers import DenseGradientAdam
+from tfrec.models.optimizers import DenseGradientAdam, LazyAdam
 
 PIPELINES = ("tensor", "generator")
 
@@ -147,7 +147,12 @@ class KerasFitMixin:
         return ds.apply(tf.data.experimental.assert_cardinality(max(1, -(-len(frame) // batch_size))))
 
     def _compile_default(self) -> None:
-        self.compile(optimizer=DenseGradientAdam(self.learning_rate), loss=self._default_loss(),
+        # LazyAdam: a step updates the embedding rows its batch looks up, so it costs the batch, not
+        # the tables. Under a tf.distribute strategy the epoch's short last global batch leaves the
+        # replicas sparse gradients of different row counts, and MirroredStrategy's all-gather of them
+        # failed (collective shape mismatch); there the gradients are summed into dense ones first.
+        optimizer = (LazyAdam if active_strategy() is None else DenseGradientAdam)(self.learning_rate)
+        self.compile(optimizer=optimizer, loss=self._default_loss(),
                      metrics=self._default_metrics(), steps_per_execution=self._default_steps_per_execution())
 
     def _prebuild_for_training(self) -> None:
