@@ -185,3 +185,19 @@ def test_rating_model_step_moves_only_the_embedding_rows_its_batch_looks_up(name
     _assert_step_moves_only_looked_up_rows(model, batch, {
         "user": (getattr(model, user_table).embeddings, model.user_lookup(features["user_id"]).numpy()),
         "item": (getattr(model, item_table).embeddings, model.item_lookup(features["item_id"]).numpy())})
+
+
+def test_rating_models_keep_dense_adam_under_a_strategy():
+    """Under a tf.distribute strategy the rating models' default optimizer sums sparse gradients
+    into dense ones (LazyAdam's sparse rows failed MirroredStrategy's all-gather when the epoch's
+    short last global batch gave the replicas different row counts); in one process it is lazy."""
+    from tfrec.models.optimizers import LazyAdam
+    from tfrec.models.registry import create_model
+
+    alone = create_model("fm", embedding_dim=8)
+    alone._compile_default()
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        mirrored = create_model("fm", embedding_dim=8)
+        mirrored._compile_default()
+    assert type(alone.optimizer) is LazyAdam
+    assert type(mirrored.optimizer) is DenseGradientAdam
