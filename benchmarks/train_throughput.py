@@ -152,12 +152,8 @@ def make_model(name: str, *, batch_size=None, seed: int = 0):
     if base == "neumf":
         kwargs["objective"] = "rating"
     model = create_model(base, **kwargs)
-    if name in OPTIMIZERS:  # fit keeps a caller's compile: the model's own compile but the optimizer
-        if base == "two_tower":
-            model.compile(optimizer=OPTIMIZERS[name](model.learning_rate), steps_per_execution=8)
-        else:
-            model.compile(optimizer=OPTIMIZERS[name](model.learning_rate), loss=model._default_loss(),
-                          metrics=model._default_metrics(), steps_per_execution=model._default_steps_per_execution())
+    if name in OPTIMIZERS:  # the model's own default compile, with another optimizer
+        model._default_optimizer = lambda: OPTIMIZERS[name](model.learning_rate)
     return model
 
 

@@ -146,13 +146,18 @@ class KerasFitMixin:
                           batch_size=batch_size, shuffle=False, cache=False, label_key=self.label_key, features=names)
         return ds.apply(tf.data.experimental.assert_cardinality(max(1, -(-len(frame) // batch_size))))
 
+    def _default_optimizer(self) -> tf.keras.optimizers.Optimizer:
+        """The optimizer of :meth:`_compile_default`.
+
+        LazyAdam: a step updates the embedding rows its batch looks up, so it costs the batch, not
+        the tables. Under a tf.distribute strategy the epoch's short last global batch leaves the
+        replicas sparse gradients of different row counts, and MirroredStrategy's all-gather of them
+        failed (collective shape mismatch); there the gradients are summed into dense ones first.
+        """
+        return (LazyAdam if active_strategy() is None else DenseGradientAdam)(self.learning_rate)
+
     def _compile_default(self) -> None:
-        # LazyAdam: a step updates the embedding rows its batch looks up, so it costs the batch, not
-        # the tables. Under a tf.distribute strategy the epoch's short last global batch leaves the
-        # replicas sparse gradients of different row counts, and MirroredStrategy's all-gather of them
-        # failed (collective shape mismatch); there the gradients are summed into dense ones first.
-        optimizer = (LazyAdam if active_strategy() is None else DenseGradientAdam)(self.learning_rate)
-        self.compile(optimizer=optimizer, loss=self._default_loss(),
+        self.compile(optimizer=self._default_optimizer(), loss=self._default_loss(),
                      metrics=self._default_metrics(), steps_per_execution=self._default_steps_per_execution())
 
     def _prebuild_for_training(self) -> None:

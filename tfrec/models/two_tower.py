@@ -288,9 +288,11 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         encoded.update(self.candidate_towers[0].encode(self._candidate_inputs(features)))
         return encoded
 
+    def _default_optimizer(self):  # lazy under strategies too: TwoTower drops short batches
+        return LazyAdam(self.learning_rate)
+
     def _compile_default(self) -> None:
-        # Lazy Adam: a table row moves only when looked up (a step costs the batch, not the tables).
-        self.compile(optimizer=LazyAdam(self.learning_rate), steps_per_execution=8)
+        self.compile(optimizer=self._default_optimizer(), steps_per_execution=8)
 
     # -- the TFRS model ---------------------------------------------------------------------------------
     def _query_inputs(self, features, item_index=None):
