@@ -21,6 +21,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfrec.errors import ConfigError
+from tfrec.models.initializers import random_normal
 
 HISTORY_ENCODERS = ("mean", "attention", "gru")
 
@@ -70,9 +71,8 @@ class AttentionHistoryEncoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.history_length, self.dim = int(history_length), int(dim)
         self.num_heads, self.num_blocks, self.dropout, self.seed = int(num_heads), int(num_blocks), float(dropout), int(seed)
-        init = tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed)
         self.position_embedding = self.add_weight(name="position_embedding", shape=(self.history_length, self.dim),
-                                                  initializer=init)
+                                                  initializer=random_normal(seed, "position_embedding"))
         self.key_dim = max(self.dim // self.num_heads, 1)
         self.attention = [tf.keras.layers.MultiHeadAttention(
             self.num_heads, self.key_dim, dropout=self.dropout, name=f"attention_{b}",

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.data import features as F
+from tfrec.models.initializers import random_normal
 # Age codes are a closed set: an IntegerLookup over them (0 = unknown -> OOV).
 AGE_VOCAB = list(F.AGE_CODES)
 YEAR_BUCKETS = list(range(1920, 2021, 5))
@@ -54,7 +55,7 @@ class GenrePooling(tf.keras.layers.Layer):
         self.lookup = string_lookup(self.vocabulary, f"{self.name}_lookup")
         self.embedding = tf.keras.layers.Embedding(
             len(self.vocabulary) + 1, self.dim, name=f"{self.name}_embedding",
-            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=self.seed))
+            embeddings_initializer=random_normal(self.seed, f"{self.name}_embedding"))
 
     def encode(self, genres):
         """Strings -> int64 indices, -1 where padding (what :meth:`embed` takes; string-free)."""
@@ -100,7 +101,7 @@ class CategoricalEmbedding(tf.keras.layers.Layer):
         self.size = size
         self.embedding = tf.keras.layers.Embedding(
             size, self.dim, name=f"{self.name}_embedding",
-            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=self.seed))
+            embeddings_initializer=random_normal(self.seed, f"{self.name}_embedding"))
 
     def indices(self, values):
         if self.bucket_boundaries is not None:
@@ -157,7 +158,7 @@ class NumericFeature(tf.keras.layers.Layer):
         self.mean, self.std, self.dim, self.seed = float(mean), float(std) or 1.0, int(dim), int(seed)
         self.project = tf.keras.layers.Dense(
             self.dim, name=f"{self.name}_dense",
-            kernel_initializer=tf.keras.initializers.RandomNormal(stddev=0.05, seed=self.seed))
+            kernel_initializer=random_normal(self.seed, f"{self.name}_dense"))
 
     def encode(self, values):
         return tf.cast(tf.reshape(values, [-1]), tf.float32)

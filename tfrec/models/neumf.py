@@ -12,6 +12,7 @@ from tfrec.data import features as F
 from tfrec.errors import ConfigError
 from tfrec.models.checks import check_layer_sizes, check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
+from tfrec.models.initializers import random_normal
 from tfrec.models.layers import string_lookup
 
 OBJECTIVES = ("implicit", "rating")
@@ -96,16 +97,15 @@ class NeuMF(KerasRecommender, tf.keras.Model):
         return self.objective == "implicit"
 
     def _build_layers(self) -> None:
-        init = tf.keras.initializers.RandomNormal(stddev=0.01, seed=self.seed)
         n_u, n_i = len(self.vocabularies[F.USER_ID]) + 1, len(self.vocabularies[F.ITEM_ID]) + 1
         mlp_dim = self.layer_sizes[0] // 2
         self.user_lookup = string_lookup(self.vocabularies[F.USER_ID], "user_lookup")
         self.item_lookup = string_lookup(self.vocabularies[F.ITEM_ID], "item_lookup")
         emb = tf.keras.layers.Embedding
-        self.gmf_user = emb(n_u, self.embedding_dim, embeddings_initializer=init, name="gmf_user")
-        self.gmf_item = emb(n_i, self.embedding_dim, embeddings_initializer=init, name="gmf_item")
-        self.mlp_user = emb(n_u, mlp_dim, embeddings_initializer=init, name="mlp_user")
-        self.mlp_item = emb(n_i, mlp_dim, embeddings_initializer=init, name="mlp_item")
+        self.gmf_user = emb(n_u, self.embedding_dim, embeddings_initializer=random_normal(self.seed, "gmf_user", 0.01), name="gmf_user")
+        self.gmf_item = emb(n_i, self.embedding_dim, embeddings_initializer=random_normal(self.seed, "gmf_item", 0.01), name="gmf_item")
+        self.mlp_user = emb(n_u, mlp_dim, embeddings_initializer=random_normal(self.seed, "mlp_user", 0.01), name="mlp_user")
+        self.mlp_item = emb(n_i, mlp_dim, embeddings_initializer=random_normal(self.seed, "mlp_item", 0.01), name="mlp_item")
         self.mlp = [tf.keras.layers.Dense(s, activation="relu", name=f"mlp_{j}",
                                           kernel_initializer=tf.keras.initializers.GlorotUniform(seed=self.seed + j))
                     for j, s in enumerate(self.layer_sizes[1:])]

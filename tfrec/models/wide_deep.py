@@ -10,6 +10,7 @@ import tensorflow as tf
 from tfrec.data import features as F
 from tfrec.models.checks import check_fraction, check_layer_sizes, check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
+from tfrec.models.initializers import random_normal
 from tfrec.models.layers import side_feature_layers, string_lookup
 
 #: the demographic fields crossed with every genre of the item in the wide part.
@@ -84,7 +85,6 @@ class WideAndDeep(KerasRecommender, tf.keras.Model):
 
     def _build_layers(self) -> None:
         v = self.vocabularies
-        init = tf.keras.initializers.RandomNormal(stddev=0.01, seed=self.seed)
         emb = tf.keras.layers.Embedding
         self.user_lookup = string_lookup(v[F.USER_ID], "user_lookup")
         self.item_lookup = string_lookup(v[F.ITEM_ID], "item_lookup")
@@ -99,8 +99,10 @@ class WideAndDeep(KerasRecommender, tf.keras.Model):
         if self.has_crosses:
             self.wide_crosses = emb(self.cross_buckets, 1, embeddings_initializer="zeros", name="wide_crosses")
         # Deep: embeddings of everything, concatenated, through the MLP.
-        self.deep_user = emb(n_u, self.embedding_dim, embeddings_initializer=init, name="deep_user")
-        self.deep_item = emb(n_i, self.embedding_dim, embeddings_initializer=init, name="deep_item")
+        self.deep_user = emb(n_u, self.embedding_dim, name="deep_user",
+                             embeddings_initializer=random_normal(self.seed, "deep_user", 0.01))
+        self.deep_item = emb(n_i, self.embedding_dim, name="deep_item",
+                             embeddings_initializer=random_normal(self.seed, "deep_item", 0.01))
         self.deep_side = side_feature_layers(side, self.embedding_dim, self.seed, prefix="deep_", specs=specs)
         self.hidden = [tf.keras.layers.Dense(s, activation="relu", name=f"hidden_{j}",
                                              kernel_initializer=tf.keras.initializers.GlorotUniform(seed=self.seed + j))
