@@ -23,20 +23,20 @@ def test_one_seed_gives_two_tables_different_rows():
     np.testing.assert_array_equal(a, random_normal(0, "user_embedding")((20, 8)).numpy())  # reproducible
 
 
-@pytest.mark.parametrize("name", ["mf", "fm", "wide_deep", "neumf", "two_tower"])
-def test_no_two_tables_of_a_model_start_with_equal_rows(name, synthetic_data):
-    """A seeded Keras initializer draws the same numbers at every call: tables built from one such
-    initializer started with equal leading rows (user k's factors equal to item k's)."""
-    model = create_model(name, seed=3)
+@pytest.mark.parametrize("name, settings", [("mf", {}), ("fm", {}), ("wide_deep", {}), ("neumf", {}),
+                                            ("two_tower", {}), ("two_tower", {"history_encoder": "gru"})])
+def test_no_two_weights_of_a_model_start_from_one_draw(name, settings, synthetic_data):
+    """A seeded Keras initializer draws the same numbers at every call (and MultiHeadAttention clones
+    its one initializer, seed included, for the query, key, value and output kernels): weights built
+    from one seed started equal or as one stream rescaled (user k's factors equal to item k's)."""
+    model = create_model(name, seed=3, **settings)
     model._prepare(synthetic_data.ratings, synthetic_data.items, synthetic_data.users)
     model._build_all_variables()
-    tables = [v for v in model.variables if v.trainable and len(v.shape) == 2 and v.shape[0] > 2
-              and float(np.abs(v.numpy()).sum()) > 0]  # random tables (zero-initialised ones are alike by design)
-    assert len(tables) >= 2, [v.name for v in model.variables]
-    for a, b in itertools.combinations(tables, 2):
-        rows = min(a.shape[0], b.shape[0])
-        if a.shape[1] == b.shape[1]:
-            assert not np.allclose(a.numpy()[:rows], b.numpy()[:rows]), (a.name, b.name)
-        flat_a, flat_b = a.numpy().ravel(), b.numpy().ravel()  # another width, the same stream?
+    random = [v for v in model.variables if v.trainable and len(v.shape) >= 2 and v.shape.num_elements() >= 64
+              and float(np.std(v.numpy())) > 0]  # zero- or constant-initialised weights are alike by design
+    assert len(random) >= 2, [v.name for v in model.variables]
+    for a, b in itertools.combinations(random, 2):
+        flat_a, flat_b = a.numpy().ravel(), b.numpy().ravel()
         n = min(flat_a.size, flat_b.size)
-        assert not np.allclose(flat_a[:n] / np.std(flat_a), flat_b[:n] / np.std(flat_b)), (a.name, b.name)
+        # Independent draws: |correlation| ~ 1/sqrt(n) <= 1/8; one stream rescaled: ~1.
+        assert abs(np.corrcoef(flat_a[:n], flat_b[:n])[0, 1]) < 0.8, (a.name, b.name)

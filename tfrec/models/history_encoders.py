@@ -21,7 +21,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfrec.errors import ConfigError
-from tfrec.models.initializers import random_normal
+from tfrec.models.initializers import glorot_uniform, random_normal, table_seed
 
 HISTORY_ENCODERS = ("mean", "attention", "gru")
 
@@ -76,11 +76,11 @@ class AttentionHistoryEncoder(tf.keras.layers.Layer):
         self.key_dim = max(self.dim // self.num_heads, 1)
         self.attention = [tf.keras.layers.MultiHeadAttention(
             self.num_heads, self.key_dim, dropout=self.dropout, name=f"attention_{b}",
-            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 10 + b)) for b in range(self.num_blocks)]
+            kernel_initializer=glorot_uniform(seed, f"attention_{b}")) for b in range(self.num_blocks)]
         self.ffn = [[tf.keras.layers.Dense(self.dim, activation="relu", name=f"ffn_{b}_0",
-                                           kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 20 + b)),
+                                           kernel_initializer=glorot_uniform(seed, f"ffn_{b}_0")),
                      tf.keras.layers.Dense(self.dim, name=f"ffn_{b}_1",
-                                           kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + 30 + b))]
+                                           kernel_initializer=glorot_uniform(seed, f"ffn_{b}_1"))]
                     for b in range(self.num_blocks)]
         self.norms = [(tf.keras.layers.LayerNormalization(name=f"norm_{b}_0"),
                        tf.keras.layers.LayerNormalization(name=f"norm_{b}_1")) for b in range(self.num_blocks)]
@@ -99,6 +99,10 @@ class AttentionHistoryEncoder(tf.keras.layers.Layer):
                 for dense, in_shape in ((attention._query_dense, shape), (attention._key_dense, shape),
                                         (attention._value_dense, shape), (attention._output_dense, heads_shape)):
                     if not dense.built:
+                        # MultiHeadAttention clones its one initializer (seed included) for the
+                        # query, key, value and output kernels, which then start equal: each gets
+                        # its own seed here.
+                        dense.kernel_initializer = glorot_uniform(self.seed, f"{attention.name}_{dense.name}")
                         with tf.name_scope(dense.name):
                             dense.build(in_shape)
         super().build(input_shape)
@@ -190,8 +194,8 @@ class GRUHistoryEncoder(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.dim, self.seed = int(dim), int(seed)
         self.gru = tf.keras.layers.GRU(self.dim, name="gru",
-                                       kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed),
-                                       recurrent_initializer=tf.keras.initializers.Orthogonal(seed=seed + 1))
+                                       kernel_initializer=glorot_uniform(seed, "gru_kernel"),
+                                       recurrent_initializer=tf.keras.initializers.Orthogonal(seed=table_seed(seed, "gru_recurrent")))
 
     def build(self, input_shape):
         strategy = tf.distribute.get_strategy() if tf.distribute.has_strategy() else None

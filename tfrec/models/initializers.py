@@ -27,3 +27,8 @@ def random_normal(seed: int, name: str, stddev: float = 0.05) -> tf.keras.initia
                                   embeddings_initializer=random_normal(seed, "user_embedding"))
     """
     return tf.keras.initializers.RandomNormal(stddev=stddev, seed=table_seed(seed, name))
+
+
+def glorot_uniform(seed: int, name: str) -> tf.keras.initializers.GlorotUniform:
+    """``GlorotUniform`` for the kernel ``name``, seeded by :func:`table_seed` (see there why)."""
+    return tf.keras.initializers.GlorotUniform(seed=table_seed(seed, name))

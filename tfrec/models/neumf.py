@@ -12,7 +12,7 @@ from tfrec.data import features as F
 from tfrec.errors import ConfigError
 from tfrec.models.checks import check_layer_sizes, check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
-from tfrec.models.initializers import random_normal
+from tfrec.models.initializers import glorot_uniform, random_normal
 from tfrec.models.layers import string_lookup
 
 OBJECTIVES = ("implicit", "rating")
@@ -107,10 +107,10 @@ class NeuMF(KerasRecommender, tf.keras.Model):
         self.mlp_user = emb(n_u, mlp_dim, embeddings_initializer=random_normal(self.seed, "mlp_user", 0.01), name="mlp_user")
         self.mlp_item = emb(n_i, mlp_dim, embeddings_initializer=random_normal(self.seed, "mlp_item", 0.01), name="mlp_item")
         self.mlp = [tf.keras.layers.Dense(s, activation="relu", name=f"mlp_{j}",
-                                          kernel_initializer=tf.keras.initializers.GlorotUniform(seed=self.seed + j))
+                                          kernel_initializer=glorot_uniform(self.seed, f"mlp_{j}"))
                     for j, s in enumerate(self.layer_sizes[1:])]
         self.head = tf.keras.layers.Dense(1, name="prediction",
-                                          kernel_initializer=tf.keras.initializers.GlorotUniform(seed=self.seed))
+                                          kernel_initializer=glorot_uniform(self.seed, "prediction"))
 
     def _global_mean_from(self, ratings: pd.Series) -> Optional[float]:
         return super()._global_mean_from(ratings) if self.objective == "rating" else None

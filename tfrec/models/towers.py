@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfrec.data import features as F
 from tfrec.models.history_encoders import check_history_encoder, make_history_encoder, recency_weighted_mean
-from tfrec.models.initializers import random_normal
+from tfrec.models.initializers import glorot_uniform, random_normal
 from tfrec.models.layers import side_feature_layers, string_lookup
 
 QUERY_FEATURES = (F.USER_ID,) + F.USER_FEATURES
@@ -45,7 +45,7 @@ def _mlp(sizes, name, seed):
     for j, s in enumerate(sizes):
         last = j == len(sizes) - 1
         layers.append(tf.keras.layers.Dense(s, activation=None if last else "relu", name=f"{name}_{j}",
-                                            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + j)))
+                                            kernel_initializer=glorot_uniform(seed, f"{name}_{j}")))
     return layers
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfrec.data import features as F
 from tfrec.models.checks import check_fraction, check_layer_sizes, check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
-from tfrec.models.initializers import random_normal
+from tfrec.models.initializers import glorot_uniform, random_normal
 from tfrec.models.layers import side_feature_layers, string_lookup
 
 #: the demographic fields crossed with every genre of the item in the wide part.
@@ -105,7 +105,7 @@ class WideAndDeep(KerasRecommender, tf.keras.Model):
                              embeddings_initializer=random_normal(self.seed, "deep_item", 0.01))
         self.deep_side = side_feature_layers(side, self.embedding_dim, self.seed, prefix="deep_", specs=specs)
         self.hidden = [tf.keras.layers.Dense(s, activation="relu", name=f"hidden_{j}",
-                                             kernel_initializer=tf.keras.initializers.GlorotUniform(seed=self.seed + j))
+                                             kernel_initializer=glorot_uniform(self.seed, f"hidden_{j}"))
                        for j, s in enumerate(self.layer_sizes)]
         self.hidden_dropout = [tf.keras.layers.Dropout(self.dropout, seed=self.seed + j)
                                for j in range(len(self.layer_sizes))]
