@@ -1,7 +1,7 @@
 """Rating benchmark on MovieLens 100K: RMSE, MAE and fit time of every rating model and two baselines.
 
     python benchmarks/rating.py [--data-dir ../shared/data] [--models mf,fm,wide_deep,neumf]
-                                [--splits random,temporal] [--repeats 1] [--no-pipelines]
+                                [--splits random,temporal] [--repeats 1] [--seeds 0] [--no-pipelines]
 
 Splits (tfrec.data): ``random`` -- 80/20, seed 0 (the split of ``tfrec train --split random
 --seed 0``); the models hold out 10% of the training split for early stopping and then refit on
@@ -191,11 +191,20 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(RATING_MODELS), help="comma-separated registry names")
     p.add_argument("--splits", default="random,temporal", help="random and/or temporal")
     p.add_argument("--repeats", type=int, default=1, help="fit each model this many times; report the median time")
+    p.add_argument("--seeds", default="0",
+                   help="model seeds, e.g. 0,1,2: each tfrec model is fitted once per seed (on the same split); "
+                        "the table's other columns are the first seed's, 'RMSE seeds' and 'RMSE mean' all of them")
     p.add_argument("--no-pipelines", action="store_true", help="skip the generator-vs-tensor pipeline table")
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up fit")
     p.add_argument("--json", help="also write all rows to this JSON file")
     args = p.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    if not seeds:
+        print(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2", file=sys.stderr)
+        return 2
+    columns = COLUMNS + ([("RMSE seeds", "rmse_seeds", str), ("RMSE mean", "rmse_mean", lambda v: f"{v:.4f}")]
+                         if len(seeds) > 1 else [])
     splits = [s for s in args.splits.split(",") if s]
     data = load_movielens("ml-100k", data_dir=args.data_dir)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
@@ -220,11 +229,16 @@ def main(argv=None) -> int:
             return 2
         rows = []
         for name in list(BASELINES) + names:
-            row = run_model(name, data, train, val, test, repeats=args.repeats)
+            row = run_model(name, data, train, val, test, repeats=args.repeats,
+                            **({} if name in BASELINES else {"seed": seeds[0]}))
+            if name not in BASELINES and len(seeds) > 1:
+                rmse = [row["rmse"]] + [run_model(name, data, train, val, test, seed=s)["rmse"] for s in seeds[1:]]
+                row["rmse_seeds"] = " / ".join(f"{v:.4f}" for v in rmse)
+                row["rmse_mean"] = float(np.mean(rmse))
             rows.append(row)
             print(f"[{split}] {name}: rmse {row['rmse']:.4f} in {row['fit_seconds']:.2f}s", file=sys.stderr, flush=True)
         print(f"## {title}: train {len(train)}, test {len(test)}\n")
-        print(markdown(rows, COLUMNS) + "\n")
+        print(markdown(rows, columns) + "\n")
         out[split] = rows
         if split == "random":
             by = {r["model"]: r for r in rows}
