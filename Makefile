@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Two pytest-xdist workers, one test file at a time each (module fixtures stay in one process):
+# the suite is mostly single-threaded Python (tracing, small fits), so one process left a core idle.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 demo: $(STAMP)
 	$(BIN)/tfrec demo
