@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from export_checks import assert_reloads_and_serves_like_memory
 from tfrec.errors import ConfigError
 from tfrec.models.history_encoders import AttentionHistoryEncoder, GRUHistoryEncoder
 
@@ -125,7 +126,6 @@ def test_default_encoder_is_attention_and_configs_without_the_key_load_as_mean()
 def test_two_tower_with_encoder_trains_exports_and_reloads(encoder, tmp_path):
     import tfrec
     from tfrec.data import synthetic_movielens
-    from tfrec.export import export_model
 
     data = synthetic_movielens(n_users=100, n_items=300, n_ratings=2500, seed=4)
     result = tfrec.train("two_tower", data, split="leave_last_out", epochs=1, verbose=0, output=tmp_path / "run",
@@ -133,15 +133,8 @@ def test_two_tower_with_encoder_trains_exports_and_reloads(encoder, tmp_path):
     model = result.model
     assert model.get_config()["history_encoder"] == encoder
     assert model.query_towers[0].sequence_encoder is not None
-    users = list(model.user_index_)[:5]
-    reloaded = tfrec.load_run(tmp_path / "run").model
-    np.testing.assert_allclose(reloaded.score_users(users), model.score_users(users), atol=1e-5)
-    info = export_model(tmp_path / "run", name="tt", base_dir=tmp_path / "export", scann=False)
-    served = tf.saved_model.load(info["paths"][-1])
-    out = served.signatures["serving_default"](user_id=tf.constant(users))
-    expected = model.recommend(users, k=10)
-    for r, u in enumerate(users):  # the exported history table drives the same encoder
-        assert [x.decode() for x in out["item_ids"].numpy()[r]] == expected[expected.user_id == u].item_id.tolist()
+    # The exported history table drives the same encoder.
+    served = assert_reloads_and_serves_like_memory(model, tmp_path / "run", tmp_path, list(model.user_index_)[:5])
     new = served.signatures["recommend_new_user"](gender=tf.constant(["F"]), age=tf.constant([23], tf.int64),
                                                   occupation=tf.constant(["student"]), zip=tf.constant(["94305"]))
     assert new["item_ids"].shape == (1, 10)

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from export_checks import assert_reloads_and_serves_like_memory
 from tfrec.errors import ConfigError
 from tfrec.models.retrieval import GlobalRetrieval, SampledCandidates
 
@@ -83,7 +84,6 @@ def test_num_sampled_negatives_is_validated_and_a_config_round_trip():
 def test_two_tower_with_sampled_negatives_trains_reloads_and_exports(tmp_path):
     import tfrec
     from tfrec.data import synthetic_movielens
-    from tfrec.export import export_model
 
     data = synthetic_movielens(n_users=80, n_items=200, n_ratings=2000, seed=3)
     result = tfrec.train("two_tower", data, split="leave_last_out", epochs=1, verbose=0, output=tmp_path / "run",
@@ -99,16 +99,8 @@ def test_two_tower_with_sampled_negatives_trains_reloads_and_exports(tmp_path):
     assert table["item_index"].numpy().tolist() == list(range(1, len(model.vocabularies["item_id"]) + 1))
     sample = model._sample_catalog(feats)
     assert len(sample) == 2 and sample[0].embeddings.shape == (50, 8)
-    users = list(model.user_index_)[:4]
-    reloaded = tfrec.load_run(tmp_path / "run").model
-    assert reloaded.num_sampled_negatives == 50
-    np.testing.assert_allclose(reloaded.score_users(users), model.score_users(users), atol=1e-5)
-    info = export_model(tmp_path / "run", name="tt", base_dir=tmp_path / "export", scann=False)
-    served = tf.saved_model.load(info["paths"][-1])
-    out = served.signatures["serving_default"](user_id=tf.constant(users))
-    expected = model.recommend(users, k=10)
-    for r, u in enumerate(users):
-        assert [x.decode() for x in out["item_ids"].numpy()[r]] == expected[expected.user_id == u].item_id.tolist()
+    assert tfrec.load_run(tmp_path / "run").model.num_sampled_negatives == 50
+    assert_reloads_and_serves_like_memory(model, tmp_path / "run", tmp_path, list(model.user_index_)[:4])
 
 
 def test_sampled_negatives_are_refused_under_a_strategy():
