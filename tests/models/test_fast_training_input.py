@@ -1,6 +1,7 @@
 """The two-tower's fast training path: fused Adam, encoded (string-free) batches."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tfrec  # noqa: F401  (Keras 2 before TensorFlow)
@@ -187,10 +188,11 @@ def test_rating_model_step_moves_only_the_embedding_rows_its_batch_looks_up(name
         "item": (getattr(model, item_table).embeddings, model.item_lookup(features["item_id"]).numpy())})
 
 
-def test_rating_models_keep_dense_adam_under_a_strategy():
-    """Under a tf.distribute strategy the rating models' default optimizer sums sparse gradients
-    into dense ones (LazyAdam's sparse rows failed MirroredStrategy's all-gather when the epoch's
-    short last global batch gave the replicas different row counts); in one process it is lazy."""
+def test_rating_models_train_lazily_on_full_batches_under_a_strategy():
+    """Under a tf.distribute strategy the rating models keep LazyAdam and their training input drops
+    the epoch's short last batch (tests/distributed/test_mirrored_rating.py trains them on two
+    replicas); in one process every row trains."""
+    from tfrec.models.batching import shuffled_batches
     from tfrec.models.optimizers import LazyAdam
     from tfrec.models.registry import create_model
 
@@ -199,5 +201,12 @@ def test_rating_models_keep_dense_adam_under_a_strategy():
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
         mirrored = create_model("fm", embedding_dim=8)
         mirrored._compile_default()
-    assert type(alone.optimizer) is LazyAdam
-    assert type(mirrored.optimizer) is DenseGradientAdam
+        assert mirrored._drop_short_batch(1000, 256) and not mirrored._drop_short_batch(100, 256)
+    assert type(alone.optimizer) is LazyAdam and type(mirrored.optimizer) is LazyAdam
+    assert not alone._drop_short_batch(1000, 256)
+    frame = pd.DataFrame({"user_id": [str(i % 7) for i in range(1000)], "item_id": [str(i % 11) for i in range(1000)],
+                          "rating": np.ones(1000, np.float32)})
+    for drop, sizes in ((False, [256, 256, 256, 232]), (True, [256, 256, 256])):
+        ds = shuffled_batches(frame, batch_size=256, label_key="rating", features=["user_id", "item_id"],
+                              drop_remainder=drop)
+        assert [int(x[1].shape[0]) for x in ds] == sizes and int(ds.cardinality()) == len(sizes)

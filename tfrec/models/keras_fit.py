@@ -24,7 +24,7 @@ from tfrec.models.batching import cached_blocks, default_block_size, epoch_batch
 from tfrec.models.distributed_input import active_strategy, distributed_fit_input, keras_verbose
 from tfrec.models.checks import check_fraction, check_positive_int, normalise_vocabularies
 from tfrec.models.layers import Untracked
-from tfrec.models.optimizers import DenseGradientAdam, LazyAdam
+from tfrec.models.optimizers import LazyAdam
 
 PIPELINES = ("tensor", "generator")
 
@@ -130,7 +130,8 @@ class KerasFitMixin:
 
         kwargs = self._pipeline_kwargs(items, users, pipeline)
         if shuffle:
-            return shuffled_batches(frame, batch_size=batch_size, seed=seed, **kwargs)
+            return shuffled_batches(frame, batch_size=batch_size, seed=seed,
+                                    drop_remainder=self._drop_short_batch(len(frame), batch_size), **kwargs)
         # Evaluation data: one pass in order, batches cached after the first epoch.
         return make_dataset(frame, batch_size=batch_size, shuffle=False, cache=False, **kwargs).cache()
 
@@ -141,20 +142,32 @@ class KerasFitMixin:
 
         order = np.random.default_rng(seed).permutation(len(frame))
         names = self._feature_subset() + ([self.label_key] if self.label_key else [])
+        drop = self._drop_short_batch(len(frame), batch_size)
         ds = make_dataset(frame.iloc[order].reset_index(drop=True), items=items if self.has_item_features else None,
                           users=users if self.has_user_features else None, pipeline=pipeline,
-                          batch_size=batch_size, shuffle=False, cache=False, label_key=self.label_key, features=names)
-        return ds.apply(tf.data.experimental.assert_cardinality(max(1, -(-len(frame) // batch_size))))
+                          batch_size=batch_size, shuffle=False, cache=False, drop_remainder=drop,
+                          label_key=self.label_key, features=names)
+        n_batches = len(frame) // batch_size if drop else -(-len(frame) // batch_size)
+        return ds.apply(tf.data.experimental.assert_cardinality(max(1, n_batches)))
+
+    @staticmethod
+    def _drop_short_batch(n_rows: int, batch_size: int) -> bool:
+        """Whether training over ``n_rows`` drops the epoch's short last batch: under a tf.distribute
+        strategy, yes. With it, two replicas of MirroredStrategy (and ``steps_per_execution`` > 1)
+        met in one all-gather of sparse embedding gradients with different row counts -- one at the
+        short batch, one at a full one -- and training stopped with a collective shape mismatch;
+        full batches keep every step alike. In one process every row trains. (Fewer rows than one
+        batch keep their one short batch.)"""
+        return active_strategy() is not None and n_rows >= batch_size
 
     def _default_optimizer(self) -> tf.keras.optimizers.Optimizer:
         """The optimizer of :meth:`_compile_default`.
 
         LazyAdam: a step updates the embedding rows its batch looks up, so it costs the batch, not
-        the tables. Under a tf.distribute strategy the epoch's short last global batch leaves the
-        replicas sparse gradients of different row counts, and MirroredStrategy's all-gather of them
-        failed (collective shape mismatch); there the gradients are summed into dense ones first.
+        the tables (under a tf.distribute strategy too: there training drops the epoch's short last
+        batch, see :meth:`_drop_short_batch`).
         """
-        return (LazyAdam if active_strategy() is None else DenseGradientAdam)(self.learning_rate)
+        return LazyAdam(self.learning_rate)
 
     def _compile_default(self) -> None:
         self.compile(optimizer=self._default_optimizer(), loss=self._default_loss(),
@@ -244,7 +257,8 @@ class KerasFitMixin:
             fit_frame = self._training_frame(fit_part)
             fit_blocks = cached_blocks(fit_frame, block_size=block, seed=self.seed,
                                        **self._pipeline_kwargs(items, users, pipeline))
-            train_ds = epoch_batches(fit_blocks, len(fit_frame), batch_size=batch_size, seed=self.seed)
+            train_ds = epoch_batches(fit_blocks, len(fit_frame), batch_size=batch_size, seed=self.seed,
+                                     drop_remainder=self._drop_short_batch(len(fit_frame), batch_size))
             if val_part is not None:
                 val_frame = self._validation_frame(val_part)
                 val_blocks = cached_blocks(val_frame, block_size=block, seed=self.seed,
@@ -265,8 +279,9 @@ class KerasFitMixin:
             self._reset_training_state(initial)
             all_ds = None
             if reuse_blocks:
-                all_ds = epoch_batches(fit_blocks.concatenate(val_blocks), len(fit_frame) + len(val_frame),
-                                       batch_size=batch_size, seed=self.seed + 1)
+                n_all = len(fit_frame) + len(val_frame)
+                all_ds = epoch_batches(fit_blocks.concatenate(val_blocks), n_all, batch_size=batch_size,
+                                       seed=self.seed + 1, drop_remainder=self._drop_short_batch(n_all, batch_size))
             again = self._train(train, None, epochs=self.best_epoch_, dataset=all_ds, **run)
             history.update({f"refit_{k}": v for k, v in again.items()})
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.items()}

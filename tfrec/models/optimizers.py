@@ -3,8 +3,9 @@
 An ``Embedding`` lookup's gradient is sparse (``tf.IndexedSlices``: the looked-up rows). How Adam
 applies it decides whether a step costs what the batch touches or what the tables hold:
 
-* :class:`LazyAdam` (the default of ``MatrixFactorization`` and ``TwoTower``, and in one process of
-  ``FactorizationMachine``, ``WideAndDeep`` and ``NeuMF``): TF Addons' lazy rule, only the
+* :class:`LazyAdam` (the default of every Keras model, under ``tf.distribute`` strategies too, where
+  their training input drops the epoch's short last batch: replicas' sparse gradients of different
+  row counts failed MirroredStrategy's all-gather): TF Addons' lazy rule, only the
   looked-up rows' moments and values move, so a step's cost follows the batch. The default
   ``TwoTower``'s step with ML-32M-sized tables (200,948 users, 57,761 rated items, three members:
   50M parameters) took 500 ms with :class:`DenseGradientAdam`, 356 ms of it the update, and 168 ms
@@ -14,10 +15,9 @@ applies it decides whether a step costs what the batch touches or what the table
   (``benchmarks/train_throughput.py --n-users/--n-items``, README "Training throughput"). ML-100K
   quality held: the two-tower's full NDCG@10 over seeds 0-2 0.1224 mean vs 0.1220 dense; random-split
   RMSE over seeds 0-2 FM 0.9027 vs 0.9042, Wide&Deep 0.9214 vs 0.9241, NeuMF 0.9135 vs 0.9147.
-* :class:`DenseGradientAdam` (FM's, Wide&Deep's and NeuMF's under a ``tf.distribute`` strategy:
-  their epoch ends with a short global batch, and MirroredStrategy's all-gather of the replicas'
-  sparse gradients of different row counts failed; ``TwoTower`` drops short batches): the sparse
-  gradient summed into a dense table, then Keras' dense Adam over every row. tf-keras' own Adam
+* :class:`DenseGradientAdam` (the earlier default; ``benchmarks/train_throughput.py``'s
+  ``*_dense_adam`` rows): the sparse gradient summed into a dense table, then Keras' dense Adam
+  over every row. tf-keras' own Adam
   decays every row's moments at every step anyway (its sparse path adds a ``Unique`` +
   ``UnsortedSegmentSum`` and a scatter), so for small tables summing first is the same update with
   less work; but the step's cost grows with the tables (every row of the variable, ``m`` and ``v``

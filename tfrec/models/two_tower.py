@@ -19,7 +19,6 @@ from tfrec.models.distributed_input import active_strategy
 from tfrec.models.encoded_input import encode_rows_and_sides, index_batches
 from tfrec.models.keras_base import KerasRecommender
 from tfrec.models.layers import string_lookup
-from tfrec.models.optimizers import LazyAdam
 from tfrec.models.retrieval import GlobalRetrieval, ReplicaScaledSteps, SampledCandidates
 from tfrec.models.towers import (  # noqa: F401  (QUERY_/CANDIDATE_FEATURES re-exported)
     CANDIDATE_FEATURES,
@@ -287,9 +286,6 @@ class TwoTower(ReplicaScaledSteps, KerasRecommender, tfrs.models.Model):
         encoded = dict(self.query_towers[0].encode(self._query_inputs(features, item_index)))
         encoded.update(self.candidate_towers[0].encode(self._candidate_inputs(features)))
         return encoded
-
-    def _default_optimizer(self):  # lazy under strategies too: TwoTower drops short batches
-        return LazyAdam(self.learning_rate)
 
     def _compile_default(self) -> None:
         self.compile(optimizer=self._default_optimizer(), steps_per_execution=8)
