@@ -1,4 +1,4 @@
-"""Seeded initializers for embedding tables: one model seed, a distinct stream per table."""
+"""Seeded initializers: one model seed, a distinct draw for each table and kernel."""
 
 from __future__ import annotations
 

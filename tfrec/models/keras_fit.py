@@ -152,12 +152,12 @@ class KerasFitMixin:
 
     @staticmethod
     def _drop_short_batch(n_rows: int, batch_size: int) -> bool:
-        """Whether training over ``n_rows`` drops the epoch's short last batch: under a tf.distribute
-        strategy, yes. With it, two replicas of MirroredStrategy (and ``steps_per_execution`` > 1)
-        met in one all-gather of sparse embedding gradients with different row counts -- one at the
-        short batch, one at a full one -- and training stopped with a collective shape mismatch;
-        full batches keep every step alike. In one process every row trains. (Fewer rows than one
-        batch keep their one short batch.)"""
+        """Whether training over ``n_rows`` drops the epoch's short last batch: yes under a
+        tf.distribute strategy. Kept, it let two MirroredStrategy replicas meet in one all-gather of
+        sparse embedding gradients with different row counts (one at the short batch, one at a full
+        one), and training stopped with a collective shape mismatch; with full batches every step
+        is alike. In one process every row trains. (Fewer rows than one batch keep their one short
+        batch.)"""
         return active_strategy() is not None and n_rows >= batch_size
 
     def _default_optimizer(self) -> tf.keras.optimizers.Optimizer:
