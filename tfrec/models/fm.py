@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfrec.data import features as F
 from tfrec.models.checks import check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
-from tfrec.models.initializers import random_normal
+from tfrec.models.initializers import seeded_embedding
 from tfrec.models.layers import side_feature_layers, string_lookup
 
 
@@ -72,10 +72,8 @@ class FactorizationMachine(KerasRecommender, tf.keras.Model):
         self.item_lookup = string_lookup(v[F.ITEM_ID], "item_lookup")
         n_u, n_i = len(v[F.USER_ID]) + 1, len(v[F.ITEM_ID]) + 1
         emb = tf.keras.layers.Embedding
-        self.user_factor = emb(n_u, self.embedding_dim, name="user_factor",
-                               embeddings_initializer=random_normal(self.seed, "user_factor", 0.01))
-        self.item_factor = emb(n_i, self.embedding_dim, name="item_factor",
-                               embeddings_initializer=random_normal(self.seed, "item_factor", 0.01))
+        self.user_factor = seeded_embedding(n_u, self.embedding_dim, name="user_factor", seed=self.seed, stddev=0.01)
+        self.item_factor = seeded_embedding(n_i, self.embedding_dim, name="item_factor", seed=self.seed, stddev=0.01)
         self.user_weight = emb(n_u, 1, embeddings_initializer="zeros", name="user_weight")
         self.item_weight = emb(n_i, 1, embeddings_initializer="zeros", name="item_weight")
         # Side fields (only those the vocabularies cover): a factor layer and a weight layer each.

@@ -32,3 +32,11 @@ def random_normal(seed: int, name: str, stddev: float = 0.05) -> tf.keras.initia
 def glorot_uniform(seed: int, name: str) -> tf.keras.initializers.GlorotUniform:
     """``GlorotUniform`` for the kernel ``name``, seeded by :func:`table_seed` (see there why)."""
     return tf.keras.initializers.GlorotUniform(seed=table_seed(seed, name))
+
+
+def seeded_embedding(input_dim: int, output_dim: int, *, name: str, seed: int,
+                     stddev: float = 0.05) -> tf.keras.layers.Embedding:
+    """``Embedding(input_dim, output_dim, name=name)`` initialised by :func:`random_normal` of that
+    same name, so the layer's name and its seed cannot drift apart."""
+    return tf.keras.layers.Embedding(input_dim, output_dim, name=name,
+                                     embeddings_initializer=random_normal(seed, name, stddev))

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrec.data import features as F
-from tfrec.models.initializers import random_normal
+from tfrec.models.initializers import random_normal, seeded_embedding
 # Age codes are a closed set: an IntegerLookup over them (0 = unknown -> OOV).
 AGE_VOCAB = list(F.AGE_CODES)
 YEAR_BUCKETS = list(range(1920, 2021, 5))
@@ -53,9 +53,8 @@ class GenrePooling(tf.keras.layers.Layer):
         self.dim = int(dim)
         self.seed = int(seed)
         self.lookup = string_lookup(self.vocabulary, f"{self.name}_lookup")
-        self.embedding = tf.keras.layers.Embedding(
-            len(self.vocabulary) + 1, self.dim, name=f"{self.name}_embedding",
-            embeddings_initializer=random_normal(self.seed, f"{self.name}_embedding"))
+        self.embedding = seeded_embedding(len(self.vocabulary) + 1, self.dim, name=f"{self.name}_embedding",
+                                          seed=self.seed)
 
     def encode(self, genres):
         """Strings -> int64 indices, -1 where padding (what :meth:`embed` takes; string-free)."""
@@ -99,9 +98,7 @@ class CategoricalEmbedding(tf.keras.layers.Layer):
             self.lookup = string_lookup(self.vocabulary, f"{self.name}_lookup")
             size = len(self.vocabulary) + 1
         self.size = size
-        self.embedding = tf.keras.layers.Embedding(
-            size, self.dim, name=f"{self.name}_embedding",
-            embeddings_initializer=random_normal(self.seed, f"{self.name}_embedding"))
+        self.embedding = seeded_embedding(size, self.dim, name=f"{self.name}_embedding", seed=self.seed)
 
     def indices(self, values):
         if self.bucket_boundaries is not None:

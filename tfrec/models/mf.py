@@ -13,7 +13,7 @@ from tfrec.data import features as F
 from tfrec.errors import ConfigError
 from tfrec.models.checks import check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
-from tfrec.models.initializers import random_normal
+from tfrec.models.initializers import seeded_embedding
 from tfrec.models.layers import string_lookup
 from tfrec.models.optimizers import LazyAdam
 
@@ -122,10 +122,10 @@ class MatrixFactorization(KerasRecommender, tf.keras.Model):
         n_items = len(self.vocabularies[F.ITEM_ID]) + 1
         self.user_lookup = string_lookup(self.vocabularies[F.USER_ID], "user_lookup")
         self.item_lookup = string_lookup(self.vocabularies[F.ITEM_ID], "item_lookup")
-        self.user_embedding = tf.keras.layers.Embedding(n_users, self.embedding_dim, name="user_embedding",
-                                                        embeddings_initializer=random_normal(self.seed, "user_embedding", 0.01))
-        self.item_embedding = tf.keras.layers.Embedding(n_items, self.embedding_dim, name="item_embedding",
-                                                        embeddings_initializer=random_normal(self.seed, "item_embedding", 0.01))
+        self.user_embedding = seeded_embedding(n_users, self.embedding_dim, name="user_embedding", seed=self.seed,
+                                               stddev=0.01)
+        self.item_embedding = seeded_embedding(n_items, self.embedding_dim, name="item_embedding", seed=self.seed,
+                                               stddev=0.01)
         if self.use_bias:
             self.user_bias = tf.keras.layers.Embedding(n_users, 1, embeddings_initializer="zeros", name="user_bias")
             self.item_bias = tf.keras.layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias")

@@ -12,7 +12,7 @@ from tfrec.data import features as F
 from tfrec.errors import ConfigError
 from tfrec.models.checks import check_layer_sizes, check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
-from tfrec.models.initializers import glorot_uniform, random_normal
+from tfrec.models.initializers import glorot_uniform, seeded_embedding
 from tfrec.models.layers import string_lookup
 
 OBJECTIVES = ("implicit", "rating")
@@ -101,11 +101,10 @@ class NeuMF(KerasRecommender, tf.keras.Model):
         mlp_dim = self.layer_sizes[0] // 2
         self.user_lookup = string_lookup(self.vocabularies[F.USER_ID], "user_lookup")
         self.item_lookup = string_lookup(self.vocabularies[F.ITEM_ID], "item_lookup")
-        emb = tf.keras.layers.Embedding
-        self.gmf_user = emb(n_u, self.embedding_dim, embeddings_initializer=random_normal(self.seed, "gmf_user", 0.01), name="gmf_user")
-        self.gmf_item = emb(n_i, self.embedding_dim, embeddings_initializer=random_normal(self.seed, "gmf_item", 0.01), name="gmf_item")
-        self.mlp_user = emb(n_u, mlp_dim, embeddings_initializer=random_normal(self.seed, "mlp_user", 0.01), name="mlp_user")
-        self.mlp_item = emb(n_i, mlp_dim, embeddings_initializer=random_normal(self.seed, "mlp_item", 0.01), name="mlp_item")
+        self.gmf_user = seeded_embedding(n_u, self.embedding_dim, name="gmf_user", seed=self.seed, stddev=0.01)
+        self.gmf_item = seeded_embedding(n_i, self.embedding_dim, name="gmf_item", seed=self.seed, stddev=0.01)
+        self.mlp_user = seeded_embedding(n_u, mlp_dim, name="mlp_user", seed=self.seed, stddev=0.01)
+        self.mlp_item = seeded_embedding(n_i, mlp_dim, name="mlp_item", seed=self.seed, stddev=0.01)
         self.mlp = [tf.keras.layers.Dense(s, activation="relu", name=f"mlp_{j}",
                                           kernel_initializer=glorot_uniform(self.seed, f"mlp_{j}"))
                     for j, s in enumerate(self.layer_sizes[1:])]

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfrec.data import features as F
 from tfrec.models.history_encoders import check_history_encoder, make_history_encoder, recency_weighted_mean
-from tfrec.models.initializers import glorot_uniform, random_normal
+from tfrec.models.initializers import glorot_uniform, seeded_embedding
 from tfrec.models.layers import side_feature_layers, string_lookup
 
 QUERY_FEATURES = (F.USER_ID,) + F.USER_FEATURES
@@ -96,15 +96,13 @@ class QueryTower(tf.keras.Model):
         self.normalize = bool(normalize)
         self.seed = int(seed)
         self.user_lookup = string_lookup(self.user_vocabulary, "user_lookup")
-        self.user_embedding = tf.keras.layers.Embedding(
-            len(self.user_vocabulary) + 1, embedding_dim, name="user_embedding",
-            embeddings_initializer=random_normal(seed, "user_embedding"))
+        self.user_embedding = seeded_embedding(len(self.user_vocabulary) + 1, embedding_dim, name="user_embedding",
+                                               seed=seed)
         self.features = side_feature_layers(self.feature_vocabularies, embedding_dim // 2 or 1, seed, prefix="q_",
                                             specs=self.feature_specs)
         if self.history_length:
-            self.history_embedding = item_embedding if item_embedding is not None else tf.keras.layers.Embedding(
-                self.n_items + 1, embedding_dim, name="history_embedding",
-                embeddings_initializer=random_normal(seed, "history_embedding"))
+            self.history_embedding = item_embedding if item_embedding is not None else seeded_embedding(
+                self.n_items + 1, embedding_dim, name="history_embedding", seed=seed)
             self.history = tf.Variable(tf.zeros([len(self.user_vocabulary) + 1, self.history_length], tf.int64),
                                        trainable=False, name="history_table")
             # One learned logit per recency position (starting as a plain mean): lets the model
@@ -243,9 +241,8 @@ class CandidateTower(tf.keras.Model):
         self.normalize = bool(normalize)
         self.seed = int(seed)
         self.item_lookup = string_lookup(self.item_vocabulary, "item_lookup")
-        self.item_embedding = tf.keras.layers.Embedding(
-            len(self.item_vocabulary) + 1, embedding_dim, name="item_embedding",
-            embeddings_initializer=random_normal(seed, "item_embedding"))
+        self.item_embedding = seeded_embedding(len(self.item_vocabulary) + 1, embedding_dim, name="item_embedding",
+                                               seed=seed)
         self.features = side_feature_layers(self.feature_vocabularies, embedding_dim // 2 or 1, seed, prefix="c_",
                                             specs=self.feature_specs)
         self.mlp = _mlp(self.layer_sizes, "candidate_mlp", seed + 100)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfrec.data import features as F
 from tfrec.models.checks import check_fraction, check_layer_sizes, check_non_negative, check_positive_int
 from tfrec.models.keras_base import KerasRecommender
-from tfrec.models.initializers import glorot_uniform, random_normal
+from tfrec.models.initializers import glorot_uniform, seeded_embedding
 from tfrec.models.layers import side_feature_layers, string_lookup
 
 #: the demographic fields crossed with every genre of the item in the wide part.
@@ -99,10 +99,8 @@ class WideAndDeep(KerasRecommender, tf.keras.Model):
         if self.has_crosses:
             self.wide_crosses = emb(self.cross_buckets, 1, embeddings_initializer="zeros", name="wide_crosses")
         # Deep: embeddings of everything, concatenated, through the MLP.
-        self.deep_user = emb(n_u, self.embedding_dim, name="deep_user",
-                             embeddings_initializer=random_normal(self.seed, "deep_user", 0.01))
-        self.deep_item = emb(n_i, self.embedding_dim, name="deep_item",
-                             embeddings_initializer=random_normal(self.seed, "deep_item", 0.01))
+        self.deep_user = seeded_embedding(n_u, self.embedding_dim, name="deep_user", seed=self.seed, stddev=0.01)
+        self.deep_item = seeded_embedding(n_i, self.embedding_dim, name="deep_item", seed=self.seed, stddev=0.01)
         self.deep_side = side_feature_layers(side, self.embedding_dim, self.seed, prefix="deep_", specs=specs)
         self.hidden = [tf.keras.layers.Dense(s, activation="relu", name=f"hidden_{j}",
                                              kernel_initializer=glorot_uniform(self.seed, f"hidden_{j}"))
