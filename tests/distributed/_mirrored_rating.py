@@ -1,9 +1,9 @@
 """Run as a script: the rating models under MirroredStrategy over 2 logical CPU devices.
 
 ``python _mirrored_rating.py`` splits this process's CPU into two logical devices (before
-TensorFlow initialises, hence a fresh process) and fits FM and NeuMF (rating and implicit
-objectives) with ``strategy="mirrored"`` on synthetic ratings whose training part is not a
-multiple of the batch size. Prints JSON per model: the optimizer's class, the optimizer steps,
+TensorFlow initialises, hence a fresh process) and fits MF, FM and NeuMF (rating and implicit
+objectives) in the scope of one ``MirroredStrategy`` over both, on synthetic ratings whose training
+part is not a multiple of the batch size. Prints JSON per model: the optimizer's class, the optimizer steps,
 the training rows, the batch size, test RMSE (rating objectives) and the global mean's RMSE.
 """
 
